@@ -1,0 +1,48 @@
+# The few verbs a newcomer needs. `make run` and `make test` install whatever is missing first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 5000
+
+.PHONY: run test install assets chromium lint format bench clean
+
+run: install
+	$(PY) -m portal.embedded serve --port $(PORT)
+
+test: install chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed assets
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+assets: static/vendor/.installed
+
+static/vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	mkdir -p static/vendor/htmx static/vendor/pico
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx/
+	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico/
+	touch $@
+
+# Browser tests drive Debian's Chromium; install it when missing (root, or passwordless sudo).
+chromium:
+	@bash bin/ensure-chromium
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) -m bench.search $(BENCH_ARGS)
+
+clean:
+	rm -rf .data .pytest_cache

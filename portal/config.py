@@ -1,0 +1,106 @@
+"""Settings read from the environment; secrets have no default outside development and tests."""
+
+import os
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105
+DEV_EVENTS_SECRET = "dev-events-secret"  # noqa: S105
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_role(url: str) -> str:
+    """The role name a SQLAlchemy/libpq URL logs in as."""
+    return urlsplit(url.replace("+psycopg", "")).username or ""
+
+
+class Config:
+    """Production settings; every secret must come from the environment."""
+
+    ENV_NAME = "production"
+    DEFAULT_SECRET_KEY: str | None = None
+    DEFAULT_EVENTS_SECRET: str | None = None
+    DEFAULT_COOKIE_SECURE = True
+    TESTING = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "portal_session"
+    WTF_CSRF_TIME_LIMIT = None  # the session timeouts bound the token's life
+    WTF_CSRF_HEADERS = ["X-CSRFToken"]
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    RATELIMIT_HEADERS_ENABLED = False
+    RATELIMIT_KEY_PREFIX = "portal-limiter"
+    BABEL_DEFAULT_LOCALE = "es_PA"
+    BABEL_DEFAULT_TIMEZONE = "America/Panama"
+
+    def __init__(self, **overrides):
+        env = os.environ.get
+        self.SECRET_KEY = env("SECRET_KEY", self.DEFAULT_SECRET_KEY)
+        self.EVENTS_SECRET = env("EVENTS_SECRET", self.DEFAULT_EVENTS_SECRET)
+        self.SQLALCHEMY_DATABASE_URI = env("DATABASE_URL")
+        self.DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
+        self.REDIS_URL = env("REDIS_URL")
+        self.SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", self.DEFAULT_COOKIE_SECURE)
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.SESSION_IDLE_TIMEOUT = timedelta(minutes=int(env("SESSION_IDLE_MINUTES", "30")))
+        self.SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=int(env("SESSION_ABSOLUTE_HOURS", "12")))
+        self.PERMANENT_SESSION_LIFETIME = self.SESSION_ABSOLUTE_TIMEOUT
+        self.LOGIN_MAX_FAILURES = int(env("LOGIN_MAX_FAILURES", "5"))
+        self.LOGIN_LOCK_MINUTES = int(env("LOGIN_LOCK_MINUTES", "15"))
+        self.LOGIN_RATE_LIMIT_PER_ADDRESS = env("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per 15 minutes")
+        self.RQ_QUEUE = env("RQ_QUEUE", "portal")
+        self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+        for key, value in overrides.items():
+            setattr(self, key, value)
+
+    @property
+    def APP_DB_ROLE(self) -> str:  # noqa: N802 - Flask config keys are upper case
+        return database_role(self.SQLALCHEMY_DATABASE_URI or "")
+
+    def missing(self) -> list[str]:
+        """Names of required settings that are unset."""
+        required = ["SECRET_KEY", "EVENTS_SECRET", "SQLALCHEMY_DATABASE_URI", "REDIS_URL"]
+        return [name for name in required if not getattr(self, name)]
+
+
+class DevelopmentConfig(Config):
+    """Local development (`make run`): dev secrets allowed, cookies not Secure over plain http."""
+
+    ENV_NAME = "development"
+    DEFAULT_SECRET_KEY = DEV_SECRET_KEY
+    DEFAULT_EVENTS_SECRET = DEV_EVENTS_SECRET
+    DEFAULT_COOKIE_SECURE = False
+
+
+class TestingConfig(DevelopmentConfig):
+    """The test suite: development settings, fixed secrets, room for concurrency tests."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 60}
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        self.SECRET_KEY = overrides.get("SECRET_KEY", "test-secret-key")
+        self.EVENTS_SECRET = overrides.get("EVENTS_SECRET", "test-events-secret")
+
+
+CONFIGS = {"production": Config, "development": DevelopmentConfig, "testing": TestingConfig}
+
+
+def load_config(name: str | None = None) -> Config:
+    """Settings for PORTAL_ENV (production unless told otherwise)."""
+    name = name or os.environ.get("PORTAL_ENV", "production")
+    try:
+        return CONFIGS[name]()
+    except KeyError:
+        raise RuntimeError(f"Unknown PORTAL_ENV {name!r}; use one of {sorted(CONFIGS)}") from None

@@ -1,0 +1,70 @@
+"""Credit accounts and the ledger rows that move them."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.models import TenantMixin, created_at, updated_at, uuid_pk
+
+ACCOUNT_STATUSES = {
+    "pending": "Pendiente",
+    "approved": "Aprobada",
+    "suspended": "Suspendida",
+    "cancelled": "Cancelada",
+}
+MONEY = sa.Numeric(12, 2)
+
+
+class CreditAccount(TenantMixin, db.Model):
+    """A customer's line of credit; credit_available is computed by the database."""
+
+    __tablename__ = "credit_accounts"
+
+    credit_account_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    credit_limit: Mapped[Decimal] = mapped_column(MONEY)
+    credit_used: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
+    credit_available: Mapped[Decimal] = mapped_column(MONEY, sa.Computed("credit_limit - credit_used"))
+    payment_term_days: Mapped[int] = mapped_column(default=30)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    approved_at: Mapped[date | None]
+    approved_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    approval_notes: Mapped[str | None] = mapped_column(sa.Text)
+    suspended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    suspension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+
+
+class CreditUsage(TenantMixin, db.Model):
+    """A charge against the account for one order."""
+
+    __tablename__ = "credit_usages"
+
+    usage_id: Mapped[uuid.UUID] = uuid_pk()
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    due_date: Mapped[date]
+    paid_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at()
+
+
+class CreditPayment(TenantMixin, db.Model):
+    """Money received against the account."""
+
+    __tablename__ = "credit_payments"
+
+    payment_id: Mapped[uuid.UUID] = uuid_pk()
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    payment_method: Mapped[str] = mapped_column(sa.String(30))
+    payment_reference: Mapped[str | None] = mapped_column(sa.String(255))
+    payment_date: Mapped[date] = mapped_column(server_default=sa.func.current_date())
+    created_at: Mapped[datetime] = created_at()

@@ -1,0 +1,102 @@
+"""Customers, their addresses and their RFM segment."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.models import TenantMixin, created_at, updated_at, uuid_pk
+
+CUSTOMER_STATUSES = {"active": "Activo", "inactive": "Inactivo", "blocked": "Bloqueado"}
+CUSTOMER_TYPES = {"b2c": "Persona", "b2b": "Empresa"}
+LOYALTY_TIERS = {"bronze": "Bronce", "silver": "Plata", "gold": "Oro", "platinum": "Platino"}
+DOCUMENT_TYPES = {"cedula": "Cédula", "ruc": "RUC", "passport": "Pasaporte", "other": "Otro"}
+ADDRESS_TYPES = {"shipping": "Envío", "billing": "Facturación", "both": "Envío y facturación"}
+SEGMENTS = {
+    "champions": "Campeones",
+    "loyal": "Leales",
+    "potential_loyalist": "Leales potenciales",
+    "new": "Nuevos",
+    "at_risk": "En riesgo",
+    "lost": "Perdidos",
+}
+
+
+class Customer(TenantMixin, db.Model):
+    """A person or company that buys from the organization."""
+
+    __tablename__ = "customers"
+
+    customer_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_type: Mapped[str] = mapped_column(sa.String(20), default="b2c")
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str | None] = mapped_column(sa.String(255))
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    document_type: Mapped[str | None] = mapped_column(sa.String(20))
+    document_number: Mapped[str | None] = mapped_column(sa.String(50))
+    birth_date: Mapped[date | None]
+    gender: Mapped[str | None] = mapped_column(sa.String(20))
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    loyalty_tier: Mapped[str | None] = mapped_column(sa.String(20), default="bronze")
+    preferred_language: Mapped[str | None] = mapped_column(sa.String(10), default="es")
+    marketing_consent: Mapped[bool | None] = mapped_column(default=False)
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(sa.String(255)))
+    metadata_: Mapped[dict | None] = mapped_column("metadata", JSONB)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+    last_purchase_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    @property
+    def full_name(self) -> str:
+        """First and last name as staff read them."""
+        return f"{self.first_name} {self.last_name}"
+
+
+class Address(TenantMixin, db.Model):
+    """A shipping and/or billing address of a customer."""
+
+    __tablename__ = "addresses"
+
+    address_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    address_type: Mapped[str] = mapped_column(sa.String(20), default="shipping")
+    recipient_name: Mapped[str | None] = mapped_column(sa.String(255))
+    address_line1: Mapped[str] = mapped_column(sa.String(255))
+    address_line2: Mapped[str | None] = mapped_column(sa.String(255))
+    city: Mapped[str] = mapped_column(sa.String(100))
+    state: Mapped[str | None] = mapped_column(sa.String(100))
+    postal_code: Mapped[str | None] = mapped_column(sa.String(20))
+    country: Mapped[str] = mapped_column(sa.String(3), default="PA")
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+
+
+class CustomerSegment(TenantMixin, db.Model):
+    """The customer's RFM scores and segment, recomputed by the worker."""
+
+    __tablename__ = "customer_segments"
+
+    segment_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    segment_code: Mapped[str] = mapped_column(sa.String(50))
+    rfm_recency: Mapped[int | None]
+    rfm_frequency: Mapped[int | None]
+    rfm_monetary: Mapped[int | None]
+    rfm_score: Mapped[int | None] = mapped_column(sa.Computed("rfm_recency + rfm_frequency + rfm_monetary"))
+    lifetime_value: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    average_order_value: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    total_orders: Mapped[int | None] = mapped_column(default=0)
+    days_since_last_purchase: Mapped[int | None]
+    is_vip: Mapped[bool | None] = mapped_column(default=False)
+    is_at_risk: Mapped[bool | None] = mapped_column(default=False)
+    calculated_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()

@@ -1,0 +1,86 @@
+"""Database scoping: the organization is set per transaction so RLS sees it, never per connection."""
+
+import contextlib
+import uuid
+from contextvars import ContextVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from portal.extensions import db
+
+ORG_SETTING = "app.current_organization_id"
+
+_current_organization: ContextVar[uuid.UUID | None] = ContextVar(
+    "current_organization", default=None
+)
+
+
+def current_organization_id() -> uuid.UUID | None:
+    """The organization the current unit of work is scoped to, if any."""
+    return _current_organization.get()
+
+
+def _apply_scope(connection: sa.Connection) -> None:
+    org = _current_organization.get()
+    connection.exec_driver_sql(
+        "SELECT set_config(%(name)s, %(value)s, true)",
+        {"name": ORG_SETTING, "value": str(org) if org else ""},
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _scope_new_transaction(session, transaction, connection):
+    """Every transaction starts by stating its organization (SET LOCAL), or none: fail closed."""
+    _apply_scope(connection)
+
+
+def set_organization(organization_id: uuid.UUID | None) -> None:
+    """Scope the rest of this context (request or job) to one organization."""
+    _current_organization.set(organization_id)
+    session = db.session()
+    if session.in_transaction() and session.is_active:
+        # The open transaction was begun under the previous scope; restate it.
+        _apply_scope(session.connection())
+
+
+def forget_organization() -> None:
+    """Drop the scope at the end of a request or job without touching the database."""
+    _current_organization.set(None)
+
+
+@contextlib.contextmanager
+def organization_scope(organization_id: uuid.UUID | None):
+    """Run a block inside one organization's scope, restoring the previous one afterwards."""
+    previous = _current_organization.get()
+    set_organization(organization_id)
+    try:
+        yield
+    except BaseException:
+        _current_organization.set(previous)  # the transaction is failing; leave it alone
+        raise
+    set_organization(previous)
+
+
+class UnsafeDatabaseRole(RuntimeError):
+    """The configured application role could bypass Row-Level Security."""
+
+
+def verify_app_role(engine: sa.Engine) -> None:
+    """Refuse to run if the app role is superuser, has BYPASSRLS or owns any relation."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT r.rolname, r.rolsuper, r.rolbypassrls,"
+                " (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid"
+                "  AND c.relnamespace = 'public'::regnamespace) AS owned"
+                " FROM pg_roles r WHERE r.rolname = current_user"
+            )
+        ).one()
+    if row.rolsuper or row.rolbypassrls or row.owned:
+        raise UnsafeDatabaseRole(
+            f"Database role {row.rolname!r} can bypass Row-Level Security "
+            f"(superuser={row.rolsuper}, bypassrls={row.rolbypassrls}, owns {row.owned} "
+            "relations). Connect the portal with the non-owner application role."
+        )

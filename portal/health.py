@@ -1,0 +1,29 @@
+"""Liveness and readiness: /healthz checks the database and Redis."""
+
+import sqlalchemy as sa
+from flask import Blueprint, jsonify
+
+from portal.extensions import db
+from portal.tasks import redis_connection
+
+bp = Blueprint("health", __name__)
+
+
+def _check(probe) -> str:
+    try:
+        probe()
+    except Exception as error:  # noqa: BLE001 - any failure means "not ok"
+        return f"error: {type(error).__name__}"
+    return "ok"
+
+
+@bp.get("/healthz")
+def healthz():
+    """Report database and Redis reachability as JSON (503 when either fails)."""
+    checks = {
+        "database": _check(lambda: db.session.execute(sa.text("SELECT 1"))),
+        "redis": _check(lambda: redis_connection().ping()),
+    }
+    db.session.rollback()
+    healthy = all(value == "ok" for value in checks.values())
+    return jsonify(status="ok" if healthy else "error", checks=checks), 200 if healthy else 503

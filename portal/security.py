@@ -1,0 +1,123 @@
+"""Sessions, roles and response headers: the rules every request goes through."""
+
+import functools
+import time
+import uuid
+
+import sqlalchemy as sa
+from flask import Flask, abort, current_app, flash, g, request, session
+from flask_login import current_user, login_required, logout_user
+
+from portal.db import forget_organization, set_organization
+from portal.extensions import db, login_manager
+from portal.tasks import redis_connection
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+REVOKED_KEY = "portal:revoked-session:{}"
+
+
+def role_required(*roles: str):
+    """Allow the view to logged-in users holding any of the roles; others get 403."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not current_user.has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles
+        return wrapped
+
+    return decorator
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    """Load the session's user inside its own organization's scope."""
+    from portal.auth.models import StaffUser
+
+    try:
+        organization_text, user_text = user_id.split(":")
+        organization_id, staff_user_id = uuid.UUID(organization_text), uuid.UUID(user_text)
+    except ValueError:
+        return None
+    set_organization(organization_id)
+    user = db.session.scalar(
+        sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id)
+    )
+    if user is None or not user.is_active:
+        set_organization(None)
+        return None
+    g.log_organization_id = str(organization_id)
+    g.log_user_id = str(staff_user_id)
+    return user
+
+
+def session_revoke(sid: str | None) -> None:
+    """Make a session id unusable even if its cookie was copied."""
+    if sid:
+        ttl = int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds())
+        redis_connection().set(REVOKED_KEY.format(sid), 1, ex=ttl)
+
+
+def _session_expired() -> bool:
+    now = time.time()
+    config = current_app.config
+    authenticated_at = session.get("auth_at", 0)
+    seen_at = session.get("seen_at", 0)
+    return (
+        now - authenticated_at > config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds()
+        or now - seen_at > config["SESSION_IDLE_TIMEOUT"].total_seconds()
+        or bool(redis_connection().exists(REVOKED_KEY.format(session.get("sid"))))
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Install the login manager settings, session checks and security headers."""
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Inicie sesión para continuar."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+    @app.before_request
+    def scope_request():
+        set_organization(None)
+        if request.endpoint == "static" or "sid" not in session:
+            return
+        if _session_expired():
+            session_revoke(session.get("sid"))
+            logout_user()
+            session.clear()
+            flash("Su sesión expiró. Inicie sesión nuevamente.", "warning")
+            return
+        session["seen_at"] = time.time()
+        # Resolving the user now sets the organization before any view touches the database.
+        current_user.is_authenticated  # noqa: B018
+
+    @app.teardown_appcontext
+    def clear_scope(exception=None):
+        forget_organization()
+
+    @app.after_request
+    def add_security_headers(response):
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        if current_app.config["SESSION_COOKIE_SECURE"]:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "sid" in session:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

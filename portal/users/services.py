@@ -1,0 +1,111 @@
+"""Staff user management; every change is audited."""
+
+import secrets
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from portal.audit import audit_record
+from portal.auth.models import ROLES, StaffUser
+from portal.auth.services import password_hash
+from portal.extensions import db
+
+PASSWORD_MIN_LENGTH = 12
+
+
+class StaffUserError(ValueError):
+    """A staff user change that cannot be made, with a message for the admin."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _snapshot(user: StaffUser) -> dict:
+    return {
+        "email": user.email,
+        "full_name": user.full_name,
+        "roles": sorted(user.roles),
+        "is_active": user.is_active,
+    }
+
+
+def _check_roles(roles: list[str]) -> list[str]:
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise StaffUserError("Elija al menos un rol válido.", "roles")
+    return sorted(set(roles))
+
+
+def staff_user_list() -> list[StaffUser]:
+    """The organization's staff users, by name."""
+    return list(db.session.scalars(sa.select(StaffUser).order_by(StaffUser.full_name)))
+
+
+def staff_user_get(staff_user_id: uuid.UUID) -> StaffUser | None:
+    """One staff user of the current organization, or None."""
+    return db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
+
+
+def staff_user_create(*, email: str, full_name: str, roles: list[str], password: str) -> StaffUser:
+    """Create a staff user; the email must not be used by any other staff user."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise StaffUserError(
+            f"La contraseña debe tener al menos {PASSWORD_MIN_LENGTH} caracteres.", "password"
+        )
+    user = StaffUser(
+        email=email.strip().lower(),
+        full_name=full_name.strip(),
+        roles=_check_roles(roles),
+        password_hash=password_hash(password),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        raise StaffUserError("Ya existe un usuario con ese correo.", "email") from None
+    audit_record(
+        action="staff.created", entity_type="staff_user", entity_id=user.staff_user_id,
+        after=_snapshot(user),
+    )
+    return user
+
+
+def staff_user_update(*, user: StaffUser, full_name: str, roles: list[str], actor: StaffUser) -> None:
+    """Change a user's name and roles; an admin cannot remove their own admin role."""
+    roles = _check_roles(roles)
+    if user.staff_user_id == actor.staff_user_id and "org_admin" not in roles:
+        raise StaffUserError("No puede quitarse a sí mismo el rol de administrador.", "roles")
+    before = _snapshot(user)
+    user.full_name = full_name.strip()
+    user.roles = roles
+    audit_record(
+        action="staff.updated", entity_type="staff_user", entity_id=user.staff_user_id,
+        before=before, after=_snapshot(user),
+    )
+
+
+def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) -> None:
+    """Activate or deactivate a user; deactivation ends their sessions at the next request."""
+    if user.staff_user_id == actor.staff_user_id and not active:
+        raise StaffUserError("No puede desactivar su propia cuenta.")
+    before = _snapshot(user)
+    user.is_active = active
+    audit_record(
+        action="staff.activated" if active else "staff.deactivated",
+        entity_type="staff_user", entity_id=user.staff_user_id,
+        before=before, after=_snapshot(user),
+    )
+
+
+def staff_user_reset_password(*, user: StaffUser) -> str:
+    """Give the user a new random temporary password, shown once to the admin, and unlock them."""
+    temporary = secrets.token_urlsafe(12)
+    user.password_hash = password_hash(temporary)
+    user.failed_login_count = 0
+    user.locked_until = None
+    audit_record(
+        action="staff.password_reset", entity_type="staff_user", entity_id=user.staff_user_id,
+    )
+    return temporary
