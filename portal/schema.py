@@ -6,7 +6,8 @@ Revisions call these, so their behaviour must never change; add a new helper ins
 from alembic import context, op
 
 TENANT_PREDICATE = (
-    "organization_id = (SELECT nullif(current_setting('app.current_organization_id', true), '')::uuid)"
+    "organization_id = "
+    "(SELECT nullif(current_setting('app.current_organization_id', true), '')::uuid)"
 )
 
 

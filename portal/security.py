@@ -56,9 +56,7 @@ def load_user(user_id: str):
     except ValueError:
         return None
     set_organization(organization_id)
-    user = db.session.scalar(
-        sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id)
-    )
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
     if user is None or not user.is_active:
         set_organization(None)
         return None

@@ -35,42 +35,146 @@ DEMO_USERS = {
 }
 
 FIRST_NAMES = [
-    "José", "María", "Luis", "Ana", "Carlos", "Lucía", "Jorge", "Itzel", "Ricardo", "Yariela",
-    "Andrés", "Sofía", "Rubén", "Marisol", "Héctor", "Gisela", "Álvaro", "Daniela", "Iván",
-    "Yamileth", "Ramón", "Irene", "Óscar", "Mónica", "Julián", "Anabel", "Raúl", "Yesenia",
-    "Efraín", "Nayeli", "Aníbal", "Kathia", "Rodrigo", "Dayana", "Tomás", "Edith", "Víctor",
+    "José",
+    "María",
+    "Luis",
+    "Ana",
+    "Carlos",
+    "Lucía",
+    "Jorge",
+    "Itzel",
+    "Ricardo",
+    "Yariela",
+    "Andrés",
+    "Sofía",
+    "Rubén",
+    "Marisol",
+    "Héctor",
+    "Gisela",
+    "Álvaro",
+    "Daniela",
+    "Iván",
+    "Yamileth",
+    "Ramón",
+    "Irene",
+    "Óscar",
+    "Mónica",
+    "Julián",
+    "Anabel",
+    "Raúl",
+    "Yesenia",
+    "Efraín",
+    "Nayeli",
+    "Aníbal",
+    "Kathia",
+    "Rodrigo",
+    "Dayana",
+    "Tomás",
+    "Edith",
+    "Víctor",
 ]
 LAST_NAMES = [
-    "Pérez", "González", "Rodríguez", "Sánchez", "Martínez", "Castillo", "Herrera", "Núñez",
-    "Quintero", "Batista", "Saldaña", "Domínguez", "Córdoba", "Jiménez", "Ríos", "Vásquez",
-    "Muñoz", "Guerra", "Espinosa", "De León", "Araúz", "Samudio", "Pinzón", "Chávez", "Ortega",
-    "Villarreal", "Solís", "Acosta", "Atencio", "Barría", "Cedeño", "Gutiérrez", "Méndez",
+    "Pérez",
+    "González",
+    "Rodríguez",
+    "Sánchez",
+    "Martínez",
+    "Castillo",
+    "Herrera",
+    "Núñez",
+    "Quintero",
+    "Batista",
+    "Saldaña",
+    "Domínguez",
+    "Córdoba",
+    "Jiménez",
+    "Ríos",
+    "Vásquez",
+    "Muñoz",
+    "Guerra",
+    "Espinosa",
+    "De León",
+    "Araúz",
+    "Samudio",
+    "Pinzón",
+    "Chávez",
+    "Ortega",
+    "Villarreal",
+    "Solís",
+    "Acosta",
+    "Atencio",
+    "Barría",
+    "Cedeño",
+    "Gutiérrez",
+    "Méndez",
 ]
 COMPANIES = [
-    "Ferretería El Istmo", "Distribuidora Chiriquí", "Abarrotes La Chorrera", "Taller Azuero",
-    "Panadería San Miguelito", "Farmacia Coclé", "Inversiones Bocas", "Comercial Veraguas",
+    "Ferretería El Istmo",
+    "Distribuidora Chiriquí",
+    "Abarrotes La Chorrera",
+    "Taller Azuero",
+    "Panadería San Miguelito",
+    "Farmacia Coclé",
+    "Inversiones Bocas",
+    "Comercial Veraguas",
 ]
 CITIES = [
-    ("Ciudad de Panamá", "Panamá"), ("San Miguelito", "Panamá"), ("David", "Chiriquí"),
-    ("Colón", "Colón"), ("Santiago", "Veraguas"), ("Chitré", "Herrera"), ("La Chorrera", "Panamá Oeste"),
-    ("Penonomé", "Coclé"), ("Las Tablas", "Los Santos"), ("Changuinola", "Bocas del Toro"),
+    ("Ciudad de Panamá", "Panamá"),
+    ("San Miguelito", "Panamá"),
+    ("David", "Chiriquí"),
+    ("Colón", "Colón"),
+    ("Santiago", "Veraguas"),
+    ("Chitré", "Herrera"),
+    ("La Chorrera", "Panamá Oeste"),
+    ("Penonomé", "Coclé"),
+    ("Las Tablas", "Los Santos"),
+    ("Changuinola", "Bocas del Toro"),
 ]
-STREETS = ["Calle 50", "Vía España", "Avenida Balboa", "Calle Uruguay", "Vía Argentina",
-           "Avenida Central", "Calle 5ta", "Vía Transístmica", "Avenida Perú", "Calle Aquilino de la Guardia"]
+STREETS = [
+    "Calle 50",
+    "Vía España",
+    "Avenida Balboa",
+    "Calle Uruguay",
+    "Vía Argentina",
+    "Avenida Central",
+    "Calle 5ta",
+    "Vía Transístmica",
+    "Avenida Perú",
+    "Calle Aquilino de la Guardia",
+]
 TIERS = ["bronze"] * 6 + ["silver"] * 3 + ["gold"] * 2 + ["platinum"]
 CUSTOMER_COLUMNS = [
-    "customer_id", "customer_type", "first_name", "last_name", "email", "phone",
-    "document_type", "document_number", "birth_date", "gender", "status", "loyalty_tier",
-    "preferred_language", "marketing_consent", "created_at", "last_purchase_at",
+    "customer_id",
+    "customer_type",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "document_type",
+    "document_number",
+    "birth_date",
+    "gender",
+    "status",
+    "loyalty_tier",
+    "preferred_language",
+    "marketing_consent",
+    "created_at",
+    "last_purchase_at",
 ]
 
 
 def _ascii(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower().replace(" ", "")
+    return (
+        unicodedata.normalize("NFKD", text)
+        .encode("ascii", "ignore")
+        .decode()
+        .lower()
+        .replace(" ", "")
+    )
 
 
 def customer_rows(count: int, *, start: int = 0, seed: int = 2026, email_domain: str = "correo.pa"):
-    """Generate `count` realistic customer rows (tuples in CUSTOMER_COLUMNS order), unique by index."""
+    """`count` realistic customer rows (tuples in CUSTOMER_COLUMNS order), unique by index."""
     rng = random.Random(seed + start)
     now = datetime.now(UTC)
     for index in range(start, start + count):
@@ -111,10 +215,14 @@ def customers_bulk_load(organization_id: uuid.UUID, rows) -> int:
     with organization_scope(organization_id):
         connection = db.session.connection()
         connection.exec_driver_sql(
-            f"CREATE TEMP TABLE customers_load ON COMMIT DROP AS SELECT {columns} FROM customers WITH NO DATA"
+            f"CREATE TEMP TABLE customers_load ON COMMIT DROP AS "
+            f"SELECT {columns} FROM customers WITH NO DATA"
         )
         raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY customers_load ({columns}) FROM STDIN") as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY customers_load ({columns}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         inserted = connection.exec_driver_sql(
@@ -133,7 +241,9 @@ def _organization(organization_id: uuid.UUID, name: str) -> bool:
         db.session.add(Organization(organization_id=organization_id, name=name))
         hashed = password_hash(DEMO_PASSWORD)
         for email, full_name, roles in DEMO_USERS[organization_id]:
-            db.session.add(StaffUser(email=email, full_name=full_name, roles=roles, password_hash=hashed))
+            db.session.add(
+                StaffUser(email=email, full_name=full_name, roles=roles, password_hash=hashed)
+            )
         db.session.commit()
     return True
 
@@ -160,7 +270,9 @@ def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
                     )
                 )
             if position % 7 == 0:
-                status = ["pending", "approved", "approved", "suspended", "cancelled"][position // 7 % 5]
+                status = ["pending", "approved", "approved", "suspended", "cancelled"][
+                    position // 7 % 5
+                ]
                 db.session.add(
                     CreditAccount(
                         customer_id=customer.customer_id,
@@ -168,9 +280,13 @@ def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
                         payment_term_days=rng.choice([15, 30, 45, 60]),
                         status=status,
                         approved_at=date.today() if status in ("approved", "suspended") else None,
-                        approved_by=approver.staff_user_id if status in ("approved", "suspended") else None,
+                        approved_by=approver.staff_user_id
+                        if status in ("approved", "suspended")
+                        else None,
                         suspended_at=datetime.now(UTC) if status == "suspended" else None,
-                        suspension_reason="Pagos atrasados reiterados" if status == "suspended" else None,
+                        suspension_reason="Pagos atrasados reiterados"
+                        if status == "suspended"
+                        else None,
                     )
                 )
         db.session.commit()
@@ -191,8 +307,13 @@ def demo_seed(*, customers: int = 300) -> bool:
 
 
 @click.command("seed-demo")
-@click.option("--customers", "extra", type=click.IntRange(min=0), default=0,
-              help="Also bulk-load this many generated customers into Demo Retail PA.")
+@click.option(
+    "--customers",
+    "extra",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also bulk-load this many generated customers into Demo Retail PA.",
+)
 @with_appcontext
 def seed_demo_command(extra: int) -> None:
     """Create the demo organizations, users and customers (safe to run twice)."""

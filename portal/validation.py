@@ -3,6 +3,7 @@
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 
@@ -32,3 +33,8 @@ def no_control_characters(form, field) -> None:
         unicodedata.category(character) in {"Cc", "Cf", "Cs", "Co"} for character in field.data
     ):
         raise ValidationError("El texto contiene caracteres no permitidos.")
+
+
+def choices(labels: dict[str, str]) -> list[SelectChoice]:
+    """Select options from a {stored code: Spanish label} mapping."""
+    return [SelectChoice(value, label) for value, label in labels.items()]

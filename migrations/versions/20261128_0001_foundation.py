@@ -107,12 +107,18 @@ def upgrade():
         """
     )
     # The seed's single-column indexes, led by organization_id so RLS-scoped queries use them.
-    op.execute("CREATE INDEX idx_customers_organization ON customers (organization_id, created_at DESC)")
+    op.execute(
+        "CREATE INDEX idx_customers_organization ON customers (organization_id, created_at DESC)"
+    )
     op.execute("CREATE INDEX idx_customers_email ON customers (organization_id, email)")
     op.execute("CREATE INDEX idx_customers_phone ON customers (organization_id, phone)")
-    op.execute("CREATE INDEX idx_customers_document ON customers (organization_id, document_number)")
+    op.execute(
+        "CREATE INDEX idx_customers_document ON customers (organization_id, document_number)"
+    )
     op.execute("CREATE INDEX idx_customers_status ON customers (organization_id, status)")
-    op.execute("CREATE INDEX idx_customers_loyalty_tier ON customers (organization_id, loyalty_tier)")
+    op.execute(
+        "CREATE INDEX idx_customers_loyalty_tier ON customers (organization_id, loyalty_tier)"
+    )
     op.execute(
         "CREATE INDEX idx_customers_last_purchase ON customers "
         "(organization_id, last_purchase_at DESC NULLS LAST)"
@@ -184,8 +190,12 @@ def upgrade():
         """
     )
     op.execute("CREATE INDEX idx_credit_customer ON credit_accounts (organization_id, customer_id)")
-    op.execute("CREATE INDEX idx_credit_status ON credit_accounts (organization_id, status, created_at)")
-    op.execute("CREATE INDEX idx_credit_approved_by ON credit_accounts (organization_id, approved_by)")
+    op.execute(
+        "CREATE INDEX idx_credit_status ON credit_accounts (organization_id, status, created_at)"
+    )
+    op.execute(
+        "CREATE INDEX idx_credit_approved_by ON credit_accounts (organization_id, approved_by)"
+    )
 
     op.execute(
         """
@@ -212,7 +222,9 @@ def upgrade():
     )
     op.execute("CREATE INDEX idx_credit_usage_order ON credit_usages (organization_id, order_id)")
     op.execute("CREATE INDEX idx_credit_usage_status ON credit_usages (organization_id, status)")
-    op.execute("CREATE INDEX idx_credit_usage_due_date ON credit_usages (organization_id, due_date)")
+    op.execute(
+        "CREATE INDEX idx_credit_usage_due_date ON credit_usages (organization_id, due_date)"
+    )
 
     op.execute(
         """
@@ -270,9 +282,13 @@ def upgrade():
         )
         """
     )
-    op.execute("CREATE INDEX idx_segment_customer ON customer_segments (organization_id, customer_id)")
+    op.execute(
+        "CREATE INDEX idx_segment_customer ON customer_segments (organization_id, customer_id)"
+    )
     op.execute("CREATE INDEX idx_segment_code ON customer_segments (organization_id, segment_code)")
-    op.execute("CREATE INDEX idx_segment_rfm ON customer_segments (organization_id, rfm_score DESC)")
+    op.execute(
+        "CREATE INDEX idx_segment_rfm ON customer_segments (organization_id, rfm_score DESC)"
+    )
     op.execute("CREATE INDEX idx_segment_vip ON customer_segments (organization_id, is_vip)")
 
     op.execute(

@@ -12,7 +12,10 @@ class LoginForm(FlaskForm):
 
     email = EmailField(
         "Correo electrónico",
-        validators=[DataRequired("Ingrese su correo."), Length(max=255, message="Correo demasiado largo.")],
+        validators=[
+            DataRequired("Ingrese su correo."),
+            Length(max=255, message="Correo demasiado largo."),
+        ],
         filters=[normalize_email_field],
     )
     password = PasswordField(

@@ -48,7 +48,7 @@ def _password_matches(stored_hash: str, password: str) -> bool:
 
 
 def staff_login_lookup(email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """The (organization_id, staff_user_id) of an email, through the narrow SECURITY DEFINER path."""
+    """(organization_id, staff_user_id) of an email, via the narrow SECURITY DEFINER function."""
     row = db.session.execute(
         sa.text("SELECT organization_id, staff_user_id FROM staff_login_lookup(:email)"),
         {"email": email},

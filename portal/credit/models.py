@@ -29,7 +29,9 @@ class CreditAccount(TenantMixin, db.Model):
     customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     credit_limit: Mapped[Decimal] = mapped_column(MONEY)
     credit_used: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
-    credit_available: Mapped[Decimal] = mapped_column(MONEY, sa.Computed("credit_limit - credit_used"))
+    credit_available: Mapped[Decimal] = mapped_column(
+        MONEY, sa.Computed("credit_limit - credit_used")
+    )
     payment_term_days: Mapped[int] = mapped_column(default=30)
     status: Mapped[str] = mapped_column(sa.String(20), default="pending")
     approved_at: Mapped[date | None]

@@ -91,9 +91,13 @@ class CustomerSegment(TenantMixin, db.Model):
     rfm_recency: Mapped[int | None]
     rfm_frequency: Mapped[int | None]
     rfm_monetary: Mapped[int | None]
-    rfm_score: Mapped[int | None] = mapped_column(sa.Computed("rfm_recency + rfm_frequency + rfm_monetary"))
+    rfm_score: Mapped[int | None] = mapped_column(
+        sa.Computed("rfm_recency + rfm_frequency + rfm_monetary")
+    )
     lifetime_value: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
-    average_order_value: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    average_order_value: Mapped[Decimal | None] = mapped_column(
+        sa.Numeric(12, 2), default=Decimal("0")
+    )
     total_orders: Mapped[int | None] = mapped_column(default=0)
     days_since_last_purchase: Mapped[int | None]
     is_vip: Mapped[bool | None] = mapped_column(default=False)

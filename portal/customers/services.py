@@ -33,9 +33,7 @@ def customer_get(customer_id: uuid.UUID) -> Customer | None:
 def customer_360(customer_id: uuid.UUID) -> sa.Row | None:
     """The customer's row of v_customer_360 (RLS applies through the view)."""
     view = sa.table("v_customer_360", *(sa.column(name) for name in _VIEW_COLUMNS))
-    return db.session.execute(
-        sa.select(view).where(view.c.customer_id == customer_id)
-    ).first()
+    return db.session.execute(sa.select(view).where(view.c.customer_id == customer_id)).first()
 
 
 def address_list(customer_id: uuid.UUID) -> list[Address]:
@@ -55,7 +53,18 @@ def customer_count() -> int:
 
 
 _VIEW_COLUMNS = (
-    "customer_id", "loyalty_tier", "credit_status", "credit_limit", "credit_used",
-    "credit_available", "payment_term_days", "segment_code", "rfm_recency", "rfm_frequency",
-    "rfm_monetary", "rfm_score", "lifetime_value", "is_vip",
+    "customer_id",
+    "loyalty_tier",
+    "credit_status",
+    "credit_limit",
+    "credit_used",
+    "credit_available",
+    "payment_term_days",
+    "segment_code",
+    "rfm_recency",
+    "rfm_frequency",
+    "rfm_monetary",
+    "rfm_score",
+    "lifetime_value",
+    "is_vip",
 )

@@ -6,7 +6,13 @@ from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.auth.models import ROLES
-from portal.validation import no_control_characters, normalize_email_field, strip_field, valid_email
+from portal.validation import (
+    choices,
+    no_control_characters,
+    normalize_email_field,
+    strip_field,
+    valid_email,
+)
 
 
 class RolesField(SelectMultipleField):
@@ -30,7 +36,7 @@ class StaffUserEditForm(FlaskForm):
     )
     roles = RolesField(
         "Roles",
-        choices=list(ROLES.items()),
+        choices=choices(ROLES),
         validators=[DataRequired("Elija al menos un rol.")],
     )
 

@@ -66,13 +66,17 @@ def staff_user_create(*, email: str, full_name: str, roles: list[str], password:
     except IntegrityError:
         raise StaffUserError("Ya existe un usuario con ese correo.", "email") from None
     audit_record(
-        action="staff.created", entity_type="staff_user", entity_id=user.staff_user_id,
+        action="staff.created",
+        entity_type="staff_user",
+        entity_id=user.staff_user_id,
         after=_snapshot(user),
     )
     return user
 
 
-def staff_user_update(*, user: StaffUser, full_name: str, roles: list[str], actor: StaffUser) -> None:
+def staff_user_update(
+    *, user: StaffUser, full_name: str, roles: list[str], actor: StaffUser
+) -> None:
     """Change a user's name and roles; an admin cannot remove their own admin role."""
     roles = _check_roles(roles)
     if user.staff_user_id == actor.staff_user_id and "org_admin" not in roles:
@@ -81,8 +85,11 @@ def staff_user_update(*, user: StaffUser, full_name: str, roles: list[str], acto
     user.full_name = full_name.strip()
     user.roles = roles
     audit_record(
-        action="staff.updated", entity_type="staff_user", entity_id=user.staff_user_id,
-        before=before, after=_snapshot(user),
+        action="staff.updated",
+        entity_type="staff_user",
+        entity_id=user.staff_user_id,
+        before=before,
+        after=_snapshot(user),
     )
 
 
@@ -94,8 +101,10 @@ def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) ->
     user.is_active = active
     audit_record(
         action="staff.activated" if active else "staff.deactivated",
-        entity_type="staff_user", entity_id=user.staff_user_id,
-        before=before, after=_snapshot(user),
+        entity_type="staff_user",
+        entity_id=user.staff_user_id,
+        before=before,
+        after=_snapshot(user),
     )
 
 
@@ -106,6 +115,8 @@ def staff_user_reset_password(*, user: StaffUser) -> str:
     user.failed_login_count = 0
     user.locked_until = None
     audit_record(
-        action="staff.password_reset", entity_type="staff_user", entity_id=user.staff_user_id,
+        action="staff.password_reset",
+        entity_type="staff_user",
+        entity_id=user.staff_user_id,
     )
     return temporary

@@ -1,0 +1,100 @@
+"""Factories that create committed rows inside the right organization's scope."""
+
+import contextlib
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+
+from flask import Flask
+
+from portal.auth.models import ROLES, Organization, StaffUser
+from portal.auth.services import password_hash
+from portal.customers.models import Customer
+from portal.db import organization_scope
+from portal.extensions import db
+
+TEST_PASSWORD = "correct horse battery staple"
+_sequence = itertools.count(1)
+_app: Flask | None = None
+
+
+def bind(app: Flask) -> None:
+    """Use this app for every factory call (each call runs in its own app context)."""
+    global _app
+    _app = app
+
+
+@contextlib.contextmanager
+def _scope(organization_id: uuid.UUID):
+    with _app.app_context(), organization_scope(organization_id):
+        yield
+
+
+@cache
+def _test_password_hash() -> str:
+    return password_hash(TEST_PASSWORD)
+
+
+@dataclass
+class OrgFixture:
+    """An organization and its users, one per role, keyed by role."""
+
+    organization_id: uuid.UUID
+    name: str
+    users: dict[str, StaffUser] = field(default_factory=dict)
+
+
+def organization_create(name: str) -> uuid.UUID:
+    """A committed organization."""
+    organization_id = uuid.uuid4()
+    with _scope(organization_id):
+        db.session.add(Organization(organization_id=organization_id, name=name))
+        db.session.commit()
+    return organization_id
+
+
+def staff_create(organization_id: uuid.UUID, roles: list[str], **fields) -> StaffUser:
+    """A committed staff user (password TEST_PASSWORD unless given a hash)."""
+    number = next(_sequence)
+    values = {
+        "email": f"staff{number}@test.pa",
+        "full_name": f"Persona {number}",
+        "password_hash": _test_password_hash(),
+        "roles": roles,
+    } | fields
+    with _scope(organization_id):
+        user = StaffUser(**values)
+        db.session.add(user)
+        db.session.commit()
+        db.session.refresh(user)
+        db.session.expunge(user)
+    return user
+
+
+def organization_with_staff(name: str) -> OrgFixture:
+    """An organization with one user for every role."""
+    organization = OrgFixture(organization_create(name), name)
+    for role in ROLES:
+        organization.users[role] = staff_create(organization.organization_id, [role])
+    return organization
+
+
+def customer_create(organization_id: uuid.UUID, **fields) -> Customer:
+    """A committed customer."""
+    number = next(_sequence)
+    values = {
+        "first_name": "José",
+        "last_name": f"Pérez {number}",
+        "email": f"cliente{number}@correo.pa",
+        "phone": f"+5076{number:07d}",
+        "document_type": "cedula",
+        "document_number": f"8-{number}-{number}",
+    } | fields
+    with _scope(organization_id):
+        customer = Customer(**values)
+        db.session.add(customer)
+        db.session.commit()
+        db.session.refresh(customer)
+        db.session.expunge(customer)
+    return customer

@@ -1,0 +1,208 @@
+"""Staff login: credentials, lockout, throttling, CSRF, session rotation, timeouts, roles."""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from portal.auth.models import ROLES, StaffUser
+from portal.db import organization_scope
+from portal.extensions import db
+from tests import factories
+from tests.conftest import PortalClient
+
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+
+
+def _user_row(app, user) -> StaffUser:
+    with app.app_context(), organization_scope(user.organization_id):
+        return db.session.scalar(
+            sa.select(StaffUser).where(StaffUser.staff_user_id == user.staff_user_id)
+        )
+
+
+def test_login_page_renders_in_spanish(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert "Iniciar sesión" in response.text and 'lang="es-PA"' in response.text
+
+
+def test_login_success_redirects_and_records_last_login(app, client, org_a):
+    user = org_a.users["branch_staff"]
+    response = client.login(user.email.upper())
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/customers/").status_code == 200
+    assert _user_row(app, user).last_login_at is not None
+
+
+@pytest.mark.parametrize(
+    "email, password",
+    [
+        ("nadie@test.pa", factories.TEST_PASSWORD),  # unknown user
+        (None, "wrong password!"),  # right user, wrong password
+    ],
+)
+def test_bad_credentials_are_refused_with_one_generic_message(client, org_a, email, password):
+    response = client.login(email or org_a.users["branch_staff"].email, password)
+    assert response.status_code == 401
+    assert "Correo o contraseña incorrectos." in response.text
+    assert client.get("/customers/").status_code == 302
+
+
+def test_inactive_user_cannot_log_in(app, client, org_a):
+    user = factories.staff_create(org_a.organization_id, ["branch_staff"], is_active=False)
+    response = client.login(user.email)
+    assert response.status_code == 401
+    assert "Correo o contraseña incorrectos." in response.text
+
+
+def test_account_locks_after_repeated_failures(app, client, org_a):
+    user = org_a.users["credit_staff"]
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        assert client.login(user.email, "not the password").status_code == 401
+    response = client.login(user.email)  # even the right password is refused while locked
+    assert response.status_code == 401
+    assert "bloqueada temporalmente" in response.text
+    assert _user_row(app, user).locked_until is not None
+
+
+def test_failed_logins_are_throttled_per_address(app, client, org_a, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT_PER_ADDRESS", "3 per minute")
+    for attempt in range(3):
+        assert client.login(f"nadie{attempt}@test.pa", "x").status_code == 401
+    response = client.login(org_a.users["org_admin"].email)
+    assert response.status_code == 429
+    assert "Demasiados intentos" in response.text
+
+
+def test_successful_logins_do_not_count_towards_the_address_limit(app, client, org_a, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT_PER_ADDRESS", "2 per minute")
+    for _ in range(4):
+        assert client.login(org_a.users["org_admin"].email).status_code == 302
+        client.get("/users/")
+        client.post("/logout")
+
+
+def test_post_without_csrf_token_is_refused(app, client, org_a):
+    response = client.http.post(
+        "/login",
+        data={"email": org_a.users["org_admin"].email, "password": factories.TEST_PASSWORD},
+    )
+    assert response.status_code == 400
+    logged_in = PortalClient(app.test_client())
+    logged_in.login(org_a.users["org_admin"].email)
+    assert logged_in.http.post("/logout").status_code == 400
+    assert logged_in.get("/users/").status_code == 200  # still logged in
+
+
+def test_login_starts_a_new_session(client, org_a):
+    client.get("/login")
+    with client.http.session_transaction() as session:
+        session["planted"] = "by an attacker"
+        session["sid"] = "fixed-session-id"
+        session["auth_at"] = session["seen_at"] = time.time()
+    client.get("/login")
+    client.login(org_a.users["branch_staff"].email)
+    with client.http.session_transaction() as session:
+        assert "planted" not in session
+        assert session["sid"] != "fixed-session-id"
+
+
+def test_logout_revokes_the_session_even_for_a_copied_cookie(app, login_as):
+    client = login_as("branch_staff")
+    with client.http.session_transaction() as session:
+        stolen = dict(session)
+    client.get("/customers/")
+    assert client.post("/logout").status_code == 302
+    thief = PortalClient(app.test_client())
+    with thief.http.session_transaction() as session:
+        session.update(stolen)
+    assert thief.get("/customers/").status_code == 302
+
+
+@pytest.mark.parametrize("timer, age", [("seen_at", 31 * 60), ("auth_at", 12 * 3600 + 60)])
+def test_idle_and_absolute_timeouts_end_the_session(login_as, timer, age):
+    client = login_as("branch_staff")
+    with client.http.session_transaction() as session:
+        session[timer] = time.time() - age
+    response = client.get("/customers/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert "Su sesión expiró" in client.get("/login").text
+
+
+def test_activity_within_the_idle_window_keeps_the_session(login_as):
+    client = login_as("branch_staff")
+    with client.http.session_transaction() as session:
+        session["seen_at"] = time.time() - 29 * 60
+    assert client.get("/customers/").status_code == 200
+
+
+def test_deactivated_user_is_logged_out_at_the_next_request(app, login_as, org_a):
+    client = login_as("branch_staff")
+    admin = login_as("org_admin")
+    admin.get("/users/")
+    admin.post(f"/users/{org_a.users['branch_staff'].staff_user_id}/active/off")
+    assert client.get("/customers/").status_code == 302
+
+
+def test_every_route_checks_a_role(app):
+    unprotected = [
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in PUBLIC_ENDPOINTS
+        and not getattr(app.view_functions[rule.endpoint], "required_roles", None)
+    ]
+    assert unprotected == []
+
+
+def _role_pages(app):
+    for rule in app.url_map.iter_rules():
+        roles = getattr(app.view_functions[rule.endpoint], "required_roles", None)
+        if roles and "GET" in rule.methods and not rule.arguments:
+            yield rule.rule, set(roles)
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_each_role_gets_403_on_pages_of_other_roles(app, login_as, role):
+    client = login_as(role)
+    pages = list(_role_pages(app))
+    assert pages
+    for path, roles in pages:
+        expected = {200, 302} if role in roles else {403}
+        assert client.get(path).status_code in expected, (role, path)
+
+
+def test_anonymous_user_is_sent_to_login(client):
+    response = client.get("/customers/")
+    assert response.status_code == 302 and "/login?next=" in response.headers["Location"]
+
+
+def test_next_parameter_cannot_redirect_off_site(client, org_a):
+    client.get("/login?next=//evil.example/x")
+    response = client.http.post(
+        "/login?next=//evil.example/x",
+        data={
+            "email": org_a.users["branch_staff"].email,
+            "password": factories.TEST_PASSWORD,
+            "csrf_token": client.csrf_token,
+        },
+    )
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "x" * 300 + "@test.pa",
+        "' OR 1=1 --",
+        "admin@test.pa'; DROP TABLE staff_users; --",
+        "josé@ñandú.pa",
+        "\x00@test.pa",
+        "🙂@test.pa",
+    ],
+)
+def test_login_bad_input_is_a_clean_refusal(client, email):
+    response = client.login(email, "x" * 5000)
+    assert response.status_code in {400, 401}
+    assert "Traceback" not in response.text
