@@ -9,8 +9,10 @@ PORT ?= 5000
 run: install
 	$(PY) -m portal.embedded serve --port $(PORT)
 
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
 test: install chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
 
 install: $(VENV)/.installed assets
 
