@@ -2,7 +2,9 @@
 
 import contextlib
 import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 
 ORG_SETTING = "app.current_organization_id"
+T = TypeVar("T")
 
 _current_organization: ContextVar[uuid.UUID | None] = ContextVar(
     "current_organization", default=None
@@ -84,3 +87,18 @@ def verify_app_role(engine: sa.Engine) -> None:
             f"(superuser={row.rolsuper}, bypassrls={row.rolbypassrls}, owns {row.owned} "
             "relations). Connect the portal with the non-owner application role."
         )
+
+
+def keep_scope(rows: Iterator[T]) -> Iterator[T]:
+    """Carry the current organization into a generator that is consumed after the view returns.
+
+    A streamed response runs in a new application context (a new session and transaction),
+    where the request's scope is gone; this restates it around the generator.
+    """
+    organization_id = _current_organization.get()
+
+    def scoped() -> Iterator[T]:
+        with organization_scope(organization_id):
+            yield from rows
+
+    return scoped()

@@ -1,9 +1,13 @@
 """Jinja filters for money, dates and labels, formatted for Panama in Spanish."""
 
+import re
+import unicodedata
 from decimal import Decimal
 
+import phonenumbers
 from flask import Flask
 from flask_babel import format_currency, format_date, format_datetime
+from markupsafe import Markup, escape
 
 from portal.auth.models import ROLES
 from portal.credit.models import ACCOUNT_STATUSES
@@ -12,6 +16,8 @@ from portal.customers.models import (
     CUSTOMER_STATUSES,
     CUSTOMER_TYPES,
     DOCUMENT_TYPES,
+    GENDERS,
+    LANGUAGES,
     LOYALTY_TIERS,
     SEGMENTS,
 )
@@ -25,6 +31,16 @@ LABELS = {
     "address_type": ADDRESS_TYPES,
     "segment": SEGMENTS,
     "credit_status": ACCOUNT_STATUSES,
+    "gender": GENDERS,
+    "language": LANGUAGES,
+    "audit_action": {
+        "customer.created": "Cliente registrado",
+        "customer.updated": "Datos actualizados",
+        "customer.status_changed": "Cambio de estado",
+        "address.created": "Dirección agregada",
+        "address.updated": "Dirección actualizada",
+        "address.deactivated": "Dirección desactivada",
+    },
 }
 
 
@@ -38,9 +54,69 @@ def label(value: str | None, kind: str) -> str:
     return "—" if value is None else LABELS[kind].get(value, value)
 
 
+def phone(value: str | None) -> str:
+    """An E.164 number as people read it: +507 6123-4567."""
+    if not value:
+        return "—"
+    try:
+        number = phonenumbers.parse(value)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def utilization(account) -> int:
+    """Percent of the credit limit in use."""
+    if not account.credit_limit:
+        return 0
+    return round(account.credit_used * 100 / account.credit_limit)
+
+
+def _fold(character: str) -> str:
+    base = "".join(
+        c for c in unicodedata.normalize("NFKD", character) if not unicodedata.combining(c)
+    )
+    return base.lower() if len(base) == 1 else character.lower()
+
+
+def highlight(text: str | None, query: str | None) -> Markup:
+    """Escape the text and mark the query's words in it, ignoring accents and case."""
+    text = text or ""
+    words = sorted(
+        {
+            _folded
+            for word in re.split(r"\s+", query or "")
+            if len(_folded := "".join(_fold(c) for c in word)) >= 2
+        },
+        key=len,
+        reverse=True,
+    )
+    if not words:
+        return escape(text)
+    folded = "".join(_fold(character) for character in text)
+    marks = [False] * len(text)
+    for word in words:
+        start = folded.find(word)
+        while start != -1:
+            marks[start : start + len(word)] = [True] * len(word)
+            start = folded.find(word, start + 1)
+    pieces, position = [], 0
+    while position < len(text):
+        end = position
+        while end < len(text) and marks[end] == marks[position]:
+            end += 1
+        chunk = escape(text[position:end])
+        pieces.append(Markup("<mark>") + chunk + Markup("</mark>") if marks[position] else chunk)
+        position = end
+    return Markup("").join(pieces)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.add_template_filter(money, "money")
     app.add_template_filter(label, "label")
+    app.add_template_filter(phone, "phone")
+    app.add_template_filter(utilization, "utilization")
+    app.add_template_filter(highlight, "highlight")
     app.add_template_filter(lambda value: format_datetime(value, "short"), "datetime_short")
     app.add_template_filter(lambda value: format_date(value, "medium"), "date_medium")

@@ -10,6 +10,6 @@ def is_htmx() -> bool:
     )
 
 
-def render(page: str, partial: str, **context) -> str:
+def render(page_template: str, partial_template: str, /, **context) -> str:
     """Render the partial for htmx requests and the whole page otherwise."""
-    return render_template(partial if is_htmx() else page, **context)
+    return render_template(partial_template if is_htmx() else page_template, **context)

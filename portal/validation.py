@@ -2,6 +2,7 @@
 
 import unicodedata
 
+import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
@@ -27,14 +28,65 @@ def valid_email(form, field) -> None:
         raise ValidationError("Ingrese un correo electrónico válido.") from None
 
 
+def _forbidden_characters(text: str, allowed: str) -> bool:
+    return any(
+        unicodedata.category(character) in {"Cc", "Cs", "Co"} and character not in allowed
+        for character in text
+    )
+
+
 def no_control_characters(form, field) -> None:
-    """WTForms validator: refuse control characters (other than none at all) in single-line text."""
-    if isinstance(field.data, str) and any(
-        unicodedata.category(character) in {"Cc", "Cf", "Cs", "Co"} for character in field.data
-    ):
+    """WTForms validator: refuse control characters in single-line text."""
+    if isinstance(field.data, str) and _forbidden_characters(field.data, ""):
+        raise ValidationError("El texto contiene caracteres no permitidos.")
+
+
+def no_control_characters_multiline(form, field) -> None:
+    """WTForms validator: like no_control_characters, but line breaks and tabs are fine."""
+    if isinstance(field.data, str) and _forbidden_characters(field.data, "\n\r\t"):
         raise ValidationError("El texto contiene caracteres no permitidos.")
 
 
 def choices(labels: dict[str, str]) -> list[SelectChoice]:
     """Select options from a {stored code: Spanish label} mapping."""
     return [SelectChoice(value, label) for value, label in labels.items()]
+
+
+def normalize_phone(value: str, region: str = "PA") -> str:
+    """E.164 form of a phone typed in any format (default region Panama); ValueError if invalid."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(value) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(value)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def valid_phone(form, field) -> None:
+    """WTForms validator: a real phone number; stores it in E.164."""
+    if not field.data:
+        field.data = None
+        return
+    try:
+        field.data = normalize_phone(field.data)
+    except ValueError:
+        raise ValidationError(
+            "Ingrese un teléfono válido (por ejemplo 6123-4567 o +507 6123 4567)."
+        ) from None
+
+
+def empty_to_none(value):
+    """Blank optional inputs are stored as NULL, not as empty strings."""
+    if isinstance(value, str):
+        value = value.strip()
+    return value or None
+
+
+def form_error(form, message: str, field: str | None = None) -> None:
+    """Show a service's refusal on the form: on the field it concerns, or above the form."""
+    target = getattr(form, field, None) if field else None
+    if target is not None:
+        target.errors = [*target.errors, message]
+    else:
+        form.form_errors.append(message)

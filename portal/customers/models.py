@@ -16,6 +16,13 @@ CUSTOMER_TYPES = {"b2c": "Persona", "b2b": "Empresa"}
 LOYALTY_TIERS = {"bronze": "Bronce", "silver": "Plata", "gold": "Oro", "platinum": "Platino"}
 DOCUMENT_TYPES = {"cedula": "Cédula", "ruc": "RUC", "passport": "Pasaporte", "other": "Otro"}
 ADDRESS_TYPES = {"shipping": "Envío", "billing": "Facturación", "both": "Envío y facturación"}
+GENDERS = {
+    "female": "Femenino",
+    "male": "Masculino",
+    "other": "Otro",
+    "undisclosed": "Prefiere no decir",
+}
+LANGUAGES = {"es": "Español", "en": "Inglés"}
 SEGMENTS = {
     "champions": "Campeones",
     "loyal": "Leales",
@@ -51,6 +58,28 @@ class Customer(TenantMixin, db.Model):
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
     last_purchase_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    version_id: Mapped[int] = mapped_column(default=1)
+    # Search keys maintained by PostgreSQL (generated columns), read-only here.
+    search_name: Mapped[str] = mapped_column(
+        sa.Text, sa.Computed("search_normalize(first_name || ' ' || last_name)")
+    )
+    phone_digits: Mapped[str] = mapped_column(
+        sa.Text, sa.Computed("regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g')")
+    )
+    document_key: Mapped[str] = mapped_column(
+        sa.Text,
+        sa.Computed(
+            "upper(regexp_replace(coalesce(document_number, ''), '[^0-9A-Za-z]', '', 'g'))"
+        ),
+    )
+    activity_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True),
+        sa.Computed("greatest(created_at, updated_at, last_purchase_at)"),
+    )
+
+    # A stale edit fails with StaleDataError instead of overwriting someone else's save.
+    __mapper_args__ = {"version_id_col": version_id}
 
     @property
     def full_name(self) -> str:

@@ -1,60 +1,360 @@
-"""Reading customers inside the current organization's scope."""
+"""Customer rules: search, registration and edits with optimistic locking, status, addresses.
+
+Everything runs as the app role inside the current organization's scope (RLS). The one exception
+is the text search, which calls the reviewed SECURITY DEFINER function `customer_search` because
+trigram/LIKE operators cannot use an index below an RLS policy.
+"""
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
-from portal.customers.models import Address, Customer
+from portal.audit import AuditEntry, audit_record
+from portal.credit.models import CreditAccount, CreditPayment, CreditUsage
+from portal.customers.models import Address, Customer, CustomerSegment
 from portal.extensions import db
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25
+COUNT_CAP = 1000
+UNIQUE_FIELDS = {
+    "unique_org_email": ("email", "correo"),
+    "unique_org_phone": ("phone", "teléfono"),
+    "unique_org_document": ("document_number", "documento"),
+}
+AUDITED_FIELDS = (
+    "customer_type",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "document_type",
+    "document_number",
+    "birth_date",
+    "gender",
+    "preferred_language",
+    "marketing_consent",
+    "tags",
+    "notes",
+    "status",
+    "status_reason",
+)
+ADDRESS_FIELDS = (
+    "address_type",
+    "recipient_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "phone",
+    "is_default",
+    "is_active",
+)
 
 
-def customer_recent(*, limit: int = PAGE_SIZE) -> list[Customer]:
-    """Most recently active customers first (last purchase, then creation)."""
-    return list(
-        db.session.scalars(
-            sa.select(Customer)
-            .order_by(
-                Customer.last_purchase_at.desc().nulls_last(),
-                Customer.created_at.desc(),
-                Customer.customer_id,
+class CustomerError(ValueError):
+    """A change that cannot be made, with a Spanish message and the field it concerns."""
+
+    def __init__(self, message: str, field: str | None = None, existing: Customer | None = None):
+        super().__init__(message)
+        self.field = field
+        self.existing = existing
+
+
+class StaleEdit(CustomerError):
+    """Somebody else saved the customer after this form was opened."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """The search box and its filters."""
+
+    query: str = ""
+    status: str | None = None
+    customer_type: str | None = None
+    loyalty_tier: str | None = None
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of results; `next_cursor` is None on the last page, `total` is capped."""
+
+    customers: list[Customer]
+    ranks: dict[uuid.UUID, float]
+    next_cursor: str | None
+    total: int | None
+
+
+def _snapshot(row, fields) -> dict:
+    return {field: getattr(row, field) for field in fields}
+
+
+def _changes(before: dict, after: dict) -> tuple[dict, dict]:
+    changed = [key for key in after if before.get(key) != after[key]]
+    return {key: before.get(key) for key in changed}, {key: after[key] for key in changed}
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+def _recent_statement(filters: SearchFilters):
+    statement = sa.select(Customer)
+    if filters.status:
+        statement = statement.where(Customer.status == filters.status)
+    if filters.customer_type:
+        statement = statement.where(Customer.customer_type == filters.customer_type)
+    if filters.loyalty_tier:
+        statement = statement.where(Customer.loyalty_tier == filters.loyalty_tier)
+    if filters.segment:
+        segment = (
+            sa.select(CustomerSegment.segment_code)
+            .where(CustomerSegment.customer_id == Customer.customer_id)
+            .scalar_subquery()
+        )
+        statement = statement.where(sa.func.coalesce(segment, "new") == filters.segment)
+    return statement
+
+
+def _search_function(filters: SearchFilters, *, after=(None, None), limit: int | None):
+    return sa.select(sa.column("customer_id", sa.Uuid), sa.column("rank", sa.Float)).select_from(
+        sa.func.customer_search(
+            filters.query,
+            filters.status,
+            filters.customer_type,
+            filters.loyalty_tier,
+            filters.segment,
+            sa.cast(after[0], sa.REAL),
+            sa.cast(after[1], sa.Uuid),
+            limit,
+        ).table_valued("customer_id", "rank")
+    )
+
+
+def _parse_cursor(cursor: str | None) -> tuple:
+    """(sort key text, customer id) of a page cursor; ValueError when it was tampered with."""
+    if not cursor:
+        return None, None
+    key, _, identifier = cursor.rpartition("_")
+    return key, uuid.UUID(identifier)
+
+
+def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> SearchPage:
+    """A page of customers: best matches first for a query, most recently active otherwise."""
+    key, after_id = _parse_cursor(cursor)
+    if not filters.query:
+        statement = _recent_statement(filters)
+        if after_id:
+            statement = statement.where(
+                sa.tuple_(Customer.activity_at, Customer.customer_id)
+                < (datetime.fromisoformat(key), after_id)
             )
-            .limit(limit)
+        customers = list(
+            db.session.scalars(
+                statement.order_by(Customer.activity_at.desc(), Customer.customer_id.desc()).limit(
+                    PAGE_SIZE + 1
+                )
+            )
         )
+        ranks = {}
+        last_key = lambda customer: customer.activity_at.isoformat()  # noqa: E731
+        count_statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
+    else:
+        rows = db.session.execute(
+            _search_function(
+                filters,
+                after=(float(key), after_id) if after_id else (None, None),
+                limit=PAGE_SIZE + 1,
+            )
+        ).all()
+        ranks = {row.customer_id: row.rank for row in rows}
+        found = {
+            customer.customer_id: customer
+            for customer in db.session.scalars(
+                sa.select(Customer).where(Customer.customer_id.in_(list(ranks)))
+            )
+        }
+        customers = [found[row.customer_id] for row in rows if row.customer_id in found]
+        last_key = lambda customer: repr(ranks[customer.customer_id])  # noqa: E731
+        count_statement = _search_function(filters, limit=COUNT_CAP + 1)
+    next_cursor = None
+    if len(customers) > PAGE_SIZE:
+        customers = customers[:PAGE_SIZE]
+        next_cursor = f"{last_key(customers[-1])}_{customers[-1].customer_id}"
+    total = None
+    if cursor is None:
+        total = db.session.scalar(
+            sa.select(sa.func.count()).select_from(count_statement.limit(COUNT_CAP + 1).subquery())
+        )
+    return SearchPage(customers, ranks, next_cursor, total)
+
+
+def customer_export_rows(filters: SearchFilters, *, batch_size: int = 1000) -> Iterator[Customer]:
+    """Every customer of the search, streamed from a server-side cursor in batches."""
+    if filters.query:
+        ids = _search_function(filters, limit=None).subquery()
+        statement = (
+            sa.select(Customer)
+            .join(ids, ids.c.customer_id == Customer.customer_id)
+            .order_by(ids.c.rank.desc(), Customer.customer_id.desc())
+        )
+    else:
+        statement = _recent_statement(filters).order_by(
+            Customer.activity_at.desc(), Customer.customer_id.desc()
+        )
+    result = db.session.execute(
+        statement.execution_options(yield_per=batch_size, stream_results=True)
     )
+    for customer in result.scalars():
+        yield customer
+        db.session.expunge(customer)  # keep memory flat however many rows stream out
 
 
-def customer_get(customer_id: uuid.UUID) -> Customer | None:
+# --- customers ----------------------------------------------------------------------------
+
+
+def customer_get(customer_id: uuid.UUID, *, for_update: bool = False) -> Customer | None:
     """One customer of the current organization; None for unknown ids and other organizations'."""
-    return db.session.scalar(sa.select(Customer).where(Customer.customer_id == customer_id))
+    statement = sa.select(Customer).where(Customer.customer_id == customer_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return db.session.scalar(statement)
 
 
-def customer_360(customer_id: uuid.UUID) -> sa.Row | None:
-    """The customer's row of v_customer_360 (RLS applies through the view)."""
-    view = sa.table("v_customer_360", *(sa.column(name) for name in _VIEW_COLUMNS))
-    return db.session.execute(sa.select(view).where(view.c.customer_id == customer_id)).first()
+def _clash(data: dict, exclude: uuid.UUID | None) -> None:
+    for field, label in UNIQUE_FIELDS.values():
+        value = data.get(field)
+        if not value:
+            continue
+        statement = sa.select(Customer).where(getattr(Customer, field) == value)
+        if exclude:
+            statement = statement.where(Customer.customer_id != exclude)
+        existing = db.session.scalar(statement)
+        if existing is not None:
+            raise CustomerError(f"Ya existe un cliente con ese {label}.", field, existing)
 
 
-def address_list(customer_id: uuid.UUID) -> list[Address]:
-    """A customer's addresses, default and active first."""
-    return list(
-        db.session.scalars(
-            sa.select(Address)
-            .where(Address.customer_id == customer_id)
-            .order_by(Address.is_active.desc(), Address.is_default.desc(), Address.created_at)
+def _flush_unique(data: dict, exclude: uuid.UUID | None) -> None:
+    """Flush, turning a unique violation that raced past _clash into a field error."""
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as error:
+        constraint = getattr(error.orig.diag, "constraint_name", None)
+        if constraint not in UNIQUE_FIELDS:
+            raise
+        field, label = UNIQUE_FIELDS[constraint]
+        db.session.rollback()
+        existing = db.session.scalar(
+            sa.select(Customer).where(getattr(Customer, field) == data[field])
         )
+        raise CustomerError(f"Ya existe un cliente con ese {label}.", field, existing) from None
+
+
+def customer_create(*, data: dict) -> Customer:
+    """Register a customer; unique email/phone/document clashes are field errors."""
+    _clash(data, None)
+    customer = Customer(**data)
+    db.session.add(customer)
+    _flush_unique(data, None)
+    audit_record(
+        action="customer.created",
+        entity_type="customer",
+        entity_id=customer.customer_id,
+        after=_snapshot(customer, AUDITED_FIELDS),
     )
+    return customer
 
 
-def customer_count() -> int:
-    """How many customers the current organization has."""
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Customer))
+def _check_version(customer: Customer, version_id: int | str | None) -> None:
+    if str(customer.version_id) != str(version_id):
+        raise StaleEdit(
+            "Otra persona guardó cambios en este cliente mientras usted editaba. "
+            "Revise los datos actuales y vuelva a aplicar sus cambios."
+        )
 
+
+def customer_update(*, customer: Customer, data: dict, version_id) -> Customer:
+    """Save an edit made on `version_id`; a stale version is refused, never overwritten."""
+    _check_version(customer, version_id)
+    _clash(data, customer.customer_id)
+    before = _snapshot(customer, AUDITED_FIELDS)
+    for field, value in data.items():
+        setattr(customer, field, value)
+    changed_before, changed_after = _changes(before, _snapshot(customer, AUDITED_FIELDS))
+    if not changed_after:
+        return customer
+    try:
+        _flush_unique(data, customer.customer_id)
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit(
+            "Otra persona guardó cambios en este cliente. Recargue e intente de nuevo."
+        ) from None
+    audit_record(
+        action="customer.updated",
+        entity_type="customer",
+        entity_id=customer.customer_id,
+        before=changed_before,
+        after=changed_after,
+    )
+    return customer
+
+
+def customer_set_status(*, customer: Customer, status: str, reason: str, version_id) -> Customer:
+    """Change active/inactive/blocked with a reason; audited."""
+    _check_version(customer, version_id)
+    if status == customer.status:
+        raise CustomerError("El cliente ya tiene ese estado.", "status")
+    before = _snapshot(customer, ("status", "status_reason"))
+    customer.status = status
+    customer.status_reason = reason
+    db.session.flush()
+    audit_record(
+        action="customer.status_changed",
+        entity_type="customer",
+        entity_id=customer.customer_id,
+        before=before,
+        after={"status": status, "status_reason": reason},
+    )
+    return customer
+
+
+def customer_duplicates(
+    *, data: dict, exclude: uuid.UUID | None = None, limit: int = 5
+) -> list[tuple[Customer, str]]:
+    """Existing customers that look like the one being typed: same keys or a very similar name."""
+    found: dict[uuid.UUID, tuple[Customer, str]] = {}
+    for field, label in UNIQUE_FIELDS.values():
+        if data.get(field):
+            for customer in db.session.scalars(
+                sa.select(Customer).where(getattr(Customer, field) == data[field]).limit(limit)
+            ):
+                found.setdefault(customer.customer_id, (customer, f"mismo {label}"))
+    name = f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
+    if len(name) >= 5:
+        similar = db.session.execute(_search_function(SearchFilters(query=name), limit=limit)).all()
+        ids = [row.customer_id for row in similar if row.rank >= 0.75]
+        for customer in db.session.scalars(
+            sa.select(Customer).where(Customer.customer_id.in_(ids))
+        ):
+            found.setdefault(customer.customer_id, (customer, "nombre muy parecido"))
+    found.pop(exclude, None)
+    return list(found.values())[:limit]
+
+
+# --- customer 360 -------------------------------------------------------------------------
 
 _VIEW_COLUMNS = (
     "customer_id",
     "loyalty_tier",
+    "credit_account_id",
     "credit_status",
     "credit_limit",
     "credit_used",
@@ -68,3 +368,196 @@ _VIEW_COLUMNS = (
     "lifetime_value",
     "is_vip",
 )
+CUSTOMER_360 = sa.table("v_customer_360", *(sa.column(name) for name in _VIEW_COLUMNS))
+
+
+def customer_360(customer_id: uuid.UUID) -> sa.Row | None:
+    """The customer's row of v_customer_360 (RLS applies through the view)."""
+    return db.session.execute(
+        sa.select(CUSTOMER_360).where(CUSTOMER_360.c.customer_id == customer_id)
+    ).first()
+
+
+def customer_segment(customer_id: uuid.UUID) -> CustomerSegment | None:
+    """The customer's RFM segment row, if computed."""
+    return db.session.scalar(
+        sa.select(CustomerSegment).where(CustomerSegment.customer_id == customer_id)
+    )
+
+
+def customer_credit_activity(account_id: uuid.UUID | None, *, limit: int = 10) -> list[dict]:
+    """The latest usages and payments of the customer's credit account, newest first."""
+    if account_id is None:
+        return []
+    usages = db.session.scalars(
+        sa.select(CreditUsage)
+        .where(CreditUsage.credit_account_id == account_id)
+        .order_by(CreditUsage.created_at.desc())
+        .limit(limit)
+    )
+    payments = db.session.scalars(
+        sa.select(CreditPayment)
+        .where(CreditPayment.credit_account_id == account_id)
+        .order_by(CreditPayment.created_at.desc())
+        .limit(limit)
+    )
+    activity = [
+        {
+            "kind": "usage",
+            "at": usage.created_at,
+            "amount": usage.amount,
+            "status": usage.status,
+            "detail": f"Orden {usage.order_id}",
+        }
+        for usage in usages
+    ] + [
+        {
+            "kind": "payment",
+            "at": payment.created_at,
+            "amount": payment.amount,
+            "status": payment.payment_method,
+            "detail": payment.payment_reference or "",
+        }
+        for payment in payments
+    ]
+    return sorted(activity, key=lambda item: item["at"], reverse=True)[:limit]
+
+
+def customer_timeline(customer_id: uuid.UUID, *, limit: int = 30) -> list[AuditEntry]:
+    """Audited changes to the customer and its addresses, newest first."""
+    address_ids = sa.select(sa.cast(Address.address_id, sa.String)).where(
+        Address.customer_id == customer_id
+    )
+    return list(
+        db.session.scalars(
+            sa.select(AuditEntry)
+            .where(
+                sa.or_(
+                    sa.and_(
+                        AuditEntry.entity_type == "customer",
+                        AuditEntry.entity_id == str(customer_id),
+                    ),
+                    sa.and_(
+                        AuditEntry.entity_type == "address", AuditEntry.entity_id.in_(address_ids)
+                    ),
+                )
+            )
+            .order_by(AuditEntry.audit_id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def credit_account_for(customer_id: uuid.UUID) -> CreditAccount | None:
+    """The customer's credit account, if any."""
+    return db.session.scalar(
+        sa.select(CreditAccount).where(CreditAccount.customer_id == customer_id)
+    )
+
+
+# --- addresses ----------------------------------------------------------------------------
+
+
+def address_list(customer_id: uuid.UUID) -> list[Address]:
+    """A customer's addresses: active first, the default on top."""
+    return list(
+        db.session.scalars(
+            sa.select(Address)
+            .where(Address.customer_id == customer_id)
+            .order_by(Address.is_active.desc(), Address.is_default.desc(), Address.created_at)
+        )
+    )
+
+
+def address_get(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address | None:
+    """One address of one customer of the current organization."""
+    return db.session.scalar(
+        sa.select(Address).where(
+            Address.customer_id == customer_id, Address.address_id == address_id
+        )
+    )
+
+
+def _lock_customer(customer_id: uuid.UUID) -> None:
+    # Serialises address changes per customer, so "one default" never races.
+    db.session.execute(
+        sa.select(Customer.customer_id).where(Customer.customer_id == customer_id).with_for_update()
+    )
+
+
+def _clear_other_defaults(address: Address) -> None:
+    db.session.execute(
+        sa.update(Address)
+        .where(
+            Address.customer_id == address.customer_id,
+            Address.address_id != address.address_id,
+            Address.is_default.is_(True),
+        )
+        .values(is_default=False, updated_at=sa.func.now())
+    )
+
+
+def address_create(*, customer: Customer, data: dict) -> Address:
+    """Add an address; making it the default unsets the previous default."""
+    _lock_customer(customer.customer_id)
+    address = Address(customer_id=customer.customer_id, **data)
+    db.session.add(address)
+    db.session.flush()
+    if address.is_default:
+        _clear_other_defaults(address)
+    db.session.flush()
+    audit_record(
+        action="address.created",
+        entity_type="address",
+        entity_id=address.address_id,
+        after=_snapshot(address, ADDRESS_FIELDS),
+    )
+    return address
+
+
+def address_update(*, address: Address, data: dict) -> Address:
+    """Edit an address (an inactive one cannot become the default)."""
+    _lock_customer(address.customer_id)
+    db.session.refresh(address)
+    if data.get("is_default") and not address.is_active:
+        raise CustomerError("Una dirección inactiva no puede ser la predeterminada.", "is_default")
+    before = _snapshot(address, ADDRESS_FIELDS)
+    for field, value in data.items():
+        setattr(address, field, value)
+    if address.is_default:
+        _clear_other_defaults(address)
+    db.session.flush()
+    changed_before, changed_after = _changes(before, _snapshot(address, ADDRESS_FIELDS))
+    audit_record(
+        action="address.updated",
+        entity_type="address",
+        entity_id=address.address_id,
+        before=changed_before,
+        after=changed_after,
+    )
+    return address
+
+
+def address_deactivate(*, address: Address) -> Address:
+    """Deactivate an address; it stops being the default."""
+    _lock_customer(address.customer_id)
+    db.session.refresh(address)
+    if not address.is_active:
+        return address
+    before = _snapshot(address, ("is_active", "is_default"))
+    address.is_active = False
+    address.is_default = False
+    db.session.flush()
+    audit_record(
+        action="address.deactivated",
+        entity_type="address",
+        entity_id=address.address_id,
+        before=before,
+        after={"is_active": False, "is_default": False},
+    )
+    return address
+
+
+def customer_count() -> int:
+    """How many customers the current organization has."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Customer))

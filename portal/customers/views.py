@@ -1,32 +1,329 @@
-"""Customer list and customer page (read-only for now)."""
+"""Customer pages: search as you type, register, edit, status, customer 360, addresses inline."""
 
+import logging
 import uuid
 
-from flask import abort, render_template
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from portal.auth.models import ROLES
+from portal.csv_export import csv_response
 from portal.customers import bp
-from portal.customers.services import address_list, customer_360, customer_get, customer_recent
+from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
+from portal.customers.services import (
+    CustomerError,
+    SearchFilters,
+    StaleEdit,
+    address_create,
+    address_deactivate,
+    address_get,
+    address_list,
+    address_update,
+    credit_account_for,
+    customer_360,
+    customer_create,
+    customer_credit_activity,
+    customer_duplicates,
+    customer_export_rows,
+    customer_get,
+    customer_search,
+    customer_segment,
+    customer_set_status,
+    customer_timeline,
+    customer_update,
+)
+from portal.db import keep_scope
+from portal.extensions import db
+from portal.htmx import is_htmx, render
 from portal.security import role_required
+from portal.validation import form_error, normalize_phone
+
+log = logging.getLogger(__name__)
+VIEWERS = tuple(ROLES)
+EDITORS = ("branch_staff", "credit_staff")
+INVALID = 422
+EXPORT_COLUMNS = [
+    ("customer_id", "ID"),
+    ("first_name", "Nombre"),
+    ("last_name", "Apellido"),
+    ("email", "Correo"),
+    ("phone", "Teléfono"),
+    ("document_type", "Tipo de documento"),
+    ("document_number", "Documento"),
+    ("customer_type", "Tipo"),
+    ("status", "Estado"),
+    ("loyalty_tier", "Nivel"),
+    ("created_at", "Creado"),
+    ("last_purchase_at", "Última compra"),
+]
+
+
+def _customer_or_404(customer_id: uuid.UUID, *, for_update: bool = False):
+    customer = customer_get(customer_id, for_update=for_update)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+def _search_form() -> tuple[SearchForm, SearchFilters]:
+    form = SearchForm(request.args)
+    if not form.validate():
+        abort(400)
+    filters = SearchFilters(
+        query=form.q.data,
+        status=form.status.data,
+        customer_type=form.customer_type.data,
+        loyalty_tier=form.loyalty_tier.data,
+        segment=form.segment.data,
+    )
+    return form, filters
 
 
 @bp.get("/")
-@role_required(*ROLES)
+@role_required(*VIEWERS)
 def index():
-    """Most recently active customers of the organization."""
-    return render_template("customers/index.html", customers=customer_recent())
+    """Search customers; htmx gets only the results (or only the next rows)."""
+    form, filters = _search_form()
+    try:
+        page = customer_search(filters, cursor=form.after.data)
+    except ValueError:
+        abort(400)
+    arguments = {key: value for key, value in request.args.items() if value and key != "after"}
+    partial = "customers/_rows.html" if form.after.data else "customers/_results.html"
+    return render(
+        "customers/index.html",
+        partial,
+        form=form,
+        page=page,
+        filters=filters,
+        arguments=arguments,
+    )
+
+
+@bp.get("/export.csv")
+@role_required(*VIEWERS)
+def export():
+    """The current search as a streamed CSV file."""
+    _, filters = _search_form()
+    log.info("customer export", extra={"query_length": len(filters.query)})
+    rows = (
+        [getattr(customer, column) for column, _ in EXPORT_COLUMNS]
+        for customer in keep_scope(customer_export_rows(filters))
+    )
+    return csv_response("clientes.csv", [label for _, label in EXPORT_COLUMNS], rows)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def create():
+    """Register a customer."""
+    form = CustomerForm()
+    if form.validate_on_submit():
+        try:
+            customer = customer_create(data=form.customer_data())
+        except CustomerError as error:
+            db.session.rollback()
+            return _form_page(form, None, error)
+        db.session.commit()
+        flash("Cliente registrado.", "success")
+        return redirect(url_for("customers.detail", customer_id=customer.customer_id))
+    return _form_page(form, None)
+
+
+def _form_page(form, customer, error: CustomerError | None = None):
+    if error is not None:
+        form_error(form, str(error), error.field)
+    status = 200
+    if form.is_submitted():
+        status = 409 if isinstance(error, StaleEdit) else INVALID
+    existing = error.existing if error is not None else None
+    return (
+        render_template("customers/form.html", form=form, customer=customer, existing=existing),
+        status,
+    )
+
+
+@bp.get("/duplicates")
+@role_required(*EDITORS)
+def duplicates():
+    """Possible duplicates of the customer being typed (an htmx fragment)."""
+    args = request.args
+    phone = (args.get("phone") or "").strip()[:30]
+    try:
+        phone = normalize_phone(phone) if phone else None
+    except ValueError:
+        phone = None
+    data = {
+        "first_name": (args.get("first_name") or "").strip()[:100],
+        "last_name": (args.get("last_name") or "").strip()[:100],
+        "email": (args.get("email") or "").strip().lower()[:255] or None,
+        "phone": phone,
+        "document_number": "".join((args.get("document_number") or "").split()).upper()[:50]
+        or None,
+    }
+    try:
+        exclude = uuid.UUID(args["customer_id"]) if args.get("customer_id") else None
+    except ValueError:
+        abort(400)
+    return render_template(
+        "customers/_duplicates.html", matches=customer_duplicates(data=data, exclude=exclude)
+    )
 
 
 @bp.get("/<uuid:customer_id>")
-@role_required(*ROLES)
+@role_required(*VIEWERS)
 def detail(customer_id: uuid.UUID):
-    """The customer page; another organization's customer is a 404 like an unknown id."""
-    customer = customer_get(customer_id)
-    if customer is None:
-        abort(404)
+    """Customer 360: profile, tier, segment, credit standing, addresses, activity."""
+    customer = _customer_or_404(customer_id)
+    facts = customer_360(customer_id)
     return render_template(
         "customers/detail.html",
         customer=customer,
-        facts=customer_360(customer_id),
+        facts=facts,
+        segment=customer_segment(customer_id),
+        account=credit_account_for(customer_id),
+        activity=customer_credit_activity(facts.credit_account_id),
+        timeline=customer_timeline(customer_id),
         addresses=address_list(customer_id),
+        status_form=StatusForm(status=customer.status, version_id=customer.version_id),
+        can_edit=_can_edit(),
     )
+
+
+def _can_edit() -> bool:
+    return current_user.has_role(*EDITORS)
+
+
+@bp.route("/<uuid:customer_id>/edit", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def edit(customer_id: uuid.UUID):
+    """Edit a customer; a save based on an outdated version is refused."""
+    customer = _customer_or_404(customer_id, for_update=request.method == "POST")
+    form = CustomerForm(obj=customer)
+    if request.method == "GET":
+        form.tags.data = ", ".join(customer.tags or [])
+    if form.validate_on_submit():
+        try:
+            customer_update(
+                customer=customer, data=form.customer_data(), version_id=form.version_id.data
+            )
+        except CustomerError as error:
+            db.session.rollback()
+            return _form_page(form, customer_get(customer_id), error)
+        db.session.commit()
+        flash("Cambios guardados.", "success")
+        return redirect(url_for("customers.detail", customer_id=customer_id))
+    return _form_page(form, customer)
+
+
+@bp.post("/<uuid:customer_id>/status")
+@role_required(*EDITORS)
+def change_status(customer_id: uuid.UUID):
+    """Set active / inactive / blocked with a reason."""
+    customer = _customer_or_404(customer_id, for_update=True)
+    form = StatusForm()
+    if form.validate_on_submit():
+        try:
+            customer_set_status(
+                customer=customer,
+                status=form.status.data,
+                reason=form.status_reason.data,
+                version_id=form.version_id.data,
+            )
+        except CustomerError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+            return redirect(url_for("customers.detail", customer_id=customer_id), 303)
+        db.session.commit()
+        flash("Estado actualizado.", "success")
+    else:
+        flash(" ".join(error for errors in form.errors.values() for error in errors), "error")
+    return redirect(url_for("customers.detail", customer_id=customer_id), 303)
+
+
+# --- addresses (htmx partials; full pages without JavaScript) -----------------------------
+
+
+def _addresses_response(customer):
+    if is_htmx():
+        fragment = render_template(
+            "customers/_addresses.html",
+            customer=customer,
+            addresses=address_list(customer.customer_id),
+            can_edit=True,
+        )
+        # The form targets itself (to show its errors); a saved change refreshes the whole list.
+        return fragment, 200, {"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"}
+    return redirect(
+        url_for("customers.detail", customer_id=customer.customer_id, _anchor="addresses")
+    )
+
+
+def _address_form_response(customer, form, address=None, status=200):
+    return render(
+        "customers/address_page.html",
+        "customers/_address_form.html",
+        customer=customer,
+        form=form,
+        address=address,
+    ), status
+
+
+@bp.get("/<uuid:customer_id>/addresses")
+@role_required(*VIEWERS)
+def addresses(customer_id: uuid.UUID):
+    """The address list fragment (also what "cancel" restores)."""
+    customer = _customer_or_404(customer_id)
+    return render_template(
+        "customers/_addresses.html",
+        customer=customer,
+        addresses=address_list(customer_id),
+        can_edit=_can_edit(),
+    )
+
+
+@bp.route("/<uuid:customer_id>/addresses/new", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def address_new(customer_id: uuid.UUID):
+    """Add an address inline."""
+    customer = _customer_or_404(customer_id)
+    form = AddressForm()
+    if form.validate_on_submit():
+        address_create(customer=customer, data=form.address_data())
+        db.session.commit()
+        return _addresses_response(customer)
+    return _address_form_response(customer, form, status=INVALID if form.is_submitted() else 200)
+
+
+@bp.route("/<uuid:customer_id>/addresses/<uuid:address_id>/edit", methods=["GET", "POST"])
+@role_required(*EDITORS)
+def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
+    """Edit an address inline."""
+    customer = _customer_or_404(customer_id)
+    address = address_get(customer_id, address_id)
+    if address is None:
+        abort(404)
+    form = AddressForm(obj=address)
+    if form.validate_on_submit():
+        try:
+            address_update(address=address, data=form.address_data())
+        except CustomerError as error:
+            db.session.rollback()
+            form_error(form, str(error), error.field)
+            return _address_form_response(customer, form, address, INVALID)
+        db.session.commit()
+        return _addresses_response(customer)
+    return _address_form_response(customer, form, address, INVALID if form.is_submitted() else 200)
+
+
+@bp.post("/<uuid:customer_id>/addresses/<uuid:address_id>/deactivate")
+@role_required(*EDITORS)
+def address_deactivate_view(customer_id: uuid.UUID, address_id: uuid.UUID):
+    """Deactivate an address inline."""
+    customer = _customer_or_404(customer_id)
+    address = address_get(customer_id, address_id)
+    if address is None:
+        abort(404)
+    address_deactivate(address=address)
+    db.session.commit()
+    return _addresses_response(customer)

@@ -18,6 +18,7 @@ from portal.users.services import (
     staff_user_set_active,
     staff_user_update,
 )
+from portal.validation import form_error
 
 
 def _user_or_404(staff_user_id: uuid.UUID):
@@ -25,14 +26,6 @@ def _user_or_404(staff_user_id: uuid.UUID):
     if user is None:
         abort(404)
     return user
-
-
-def _field_error(form, error: StaffUserError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, str(error)]
-    else:
-        form.form_errors.append(str(error))
 
 
 @bp.get("/")
@@ -57,7 +50,7 @@ def create():
             )
         except StaffUserError as error:
             db.session.rollback()
-            _field_error(form, error)
+            form_error(form, str(error), error.field)
         else:
             db.session.commit()
             flash(f"Usuario {user.email} creado.", "success")
@@ -79,7 +72,7 @@ def edit(staff_user_id: uuid.UUID):
             )
         except StaffUserError as error:
             db.session.rollback()
-            _field_error(form, error)
+            form_error(form, str(error), error.field)
         else:
             db.session.commit()
             flash("Usuario actualizado.", "success")

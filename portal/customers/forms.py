@@ -1,0 +1,235 @@
+"""Customer, status, address and search forms: validation and normalisation for friendly errors."""
+
+import re
+import unicodedata
+from datetime import date
+
+from babel import Locale
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from portal.customers.models import (
+    ADDRESS_TYPES,
+    CUSTOMER_STATUSES,
+    CUSTOMER_TYPES,
+    DOCUMENT_TYPES,
+    GENDERS,
+    LANGUAGES,
+    LOYALTY_TIERS,
+    SEGMENTS,
+)
+from portal.validation import (
+    choices,
+    empty_to_none,
+    no_control_characters,
+    no_control_characters_multiline,
+    normalize_email_field,
+    strip_field,
+    valid_email,
+    valid_phone,
+)
+
+# Panamanian cédula: province 1-13, or E (foreigner), N (naturalised), PE (born abroad),
+# optional AV/PI for the old registers, then book and entry: e.g. 8-123-4567, E-8-12345.
+CEDULA = re.compile(r"^(?:(?:[1-9]|1[0-3])(?:AV|PI)?|E|N|PE)-\d{1,4}-\d{1,6}$")
+# RUC: a cédula-like number for people, or register-book-entry for companies (155600-1-2024).
+RUC = re.compile(r"^(?:[0-9A-Z]{1,10}-){2,3}[0-9A-Z]{1,10}$")
+PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
+DOCUMENT_RULES = {
+    "cedula": (CEDULA, "Cédula con formato provincia-tomo-asiento, por ejemplo 8-123-4567."),
+    "ruc": (RUC, "RUC con formato 155600-1-2024 u 8-123-4567."),
+    "passport": (PASSPORT, "Pasaporte de 5 a 20 letras o números, sin espacios."),
+}
+MAX_TAGS = 20
+NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
+COUNTRIES = sorted(
+    (
+        (code, name)
+        for code, name in Locale.parse("es").territories.items()
+        if re.fullmatch("[A-Z]{2}", code) and code not in NOT_COUNTRIES
+    ),
+    key=lambda item: unicodedata.normalize("NFKD", item[1]),
+)
+
+
+def _single_line(label: str, max_length: int, *, required: bool = False):
+    validators = [Length(max=max_length, message=f"Máximo {max_length} caracteres.")]
+    validators.insert(0, DataRequired(f"Ingrese {label.lower()}.") if required else Optional())
+    return StringField(
+        label,
+        validators=[*validators, no_control_characters],
+        filters=[strip_field] if required else [empty_to_none],
+    )
+
+
+def _optional_choice(label: str, labels: dict[str, str]) -> SelectField:
+    return SelectField(
+        label,
+        choices=[SelectChoice("", "—"), *choices(labels)],
+        filters=[empty_to_none],
+        validate_choice=False,
+        validators=[Optional(), _in(labels)],
+    )
+
+
+def _in(labels: dict[str, str]):
+    def check(form, field):
+        if field.data is not None and field.data not in labels:
+            raise ValidationError("Elija una opción de la lista.")
+
+    return check
+
+
+def _tags(value):
+    if not isinstance(value, str):
+        return value
+    tags = []
+    for tag in (part.strip() for part in value.split(",")):
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags or None
+
+
+class CustomerForm(FlaskForm):
+    """Every editable customer field; loyalty tier comes from Pricing and is not editable."""
+
+    customer_type = SelectField("Tipo de cliente", choices=choices(CUSTOMER_TYPES), default="b2c")
+    first_name = _single_line("Nombre", 100, required=True)
+    last_name = _single_line("Apellido", 100, required=True)
+    email = EmailField(
+        "Correo electrónico",
+        validators=[Optional(), Length(max=255, message="Máximo 255 caracteres."), valid_email],
+        filters=[normalize_email_field, empty_to_none],
+    )
+    phone = StringField(
+        "Teléfono",
+        validators=[Optional(), Length(max=30, message="Máximo 30 caracteres."), valid_phone],
+        filters=[empty_to_none],
+    )
+    document_type = _optional_choice("Tipo de documento", DOCUMENT_TYPES)
+    document_number = StringField(
+        "Número de documento",
+        validators=[
+            Optional(),
+            Length(max=50, message="Máximo 50 caracteres."),
+            no_control_characters,
+        ],
+        filters=[lambda value: re.sub(r"\s+", "", value).upper() if value else None],
+    )
+    birth_date = DateField("Fecha de nacimiento", validators=[Optional()], format="%Y-%m-%d")
+    gender = _optional_choice("Género", GENDERS)
+    preferred_language = SelectField("Idioma preferido", choices=choices(LANGUAGES), default="es")
+    marketing_consent = BooleanField("Acepta comunicaciones de mercadeo")
+    tags = StringField(
+        "Etiquetas (separadas por comas)",
+        validators=[Optional(), Length(max=2000), no_control_characters],
+        filters=[_tags],
+    )
+    notes = TextAreaField(
+        "Notas",
+        validators=[
+            Optional(),
+            Length(max=2000, message="Máximo 2000 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[empty_to_none],
+    )
+    version_id = HiddenField()
+
+    def validate_document_number(self, field):
+        kind, number = self.document_type.data, field.data
+        if bool(kind) != bool(number):
+            raise ValidationError("Indique el tipo y el número de documento, o ninguno.")
+        if kind in DOCUMENT_RULES:
+            pattern, message = DOCUMENT_RULES[kind]
+            if not pattern.fullmatch(number):
+                raise ValidationError(message)
+
+    def validate_birth_date(self, field):
+        if field.data and field.data > date.today():
+            raise ValidationError("La fecha de nacimiento no puede estar en el futuro.")
+        if field.data and field.data < date(1900, 1, 1):
+            raise ValidationError("La fecha de nacimiento debe ser posterior a 1900.")
+
+    def validate_tags(self, field):
+        if field.data and (len(field.data) > MAX_TAGS or any(len(tag) > 50 for tag in field.data)):
+            raise ValidationError(f"Hasta {MAX_TAGS} etiquetas de 50 caracteres como máximo.")
+
+    def validate_version_id(self, field):
+        if field.data and not field.data.isdigit():
+            raise ValidationError("Versión no válida.")
+
+    def customer_data(self) -> dict:
+        """The normalised values, keyed by column."""
+        return {
+            name: field.data
+            for name, field in self._fields.items()
+            if name not in {"csrf_token", "version_id"}
+        }
+
+
+class StatusForm(FlaskForm):
+    """A status change always carries a reason."""
+
+    status = SelectField("Nuevo estado", choices=choices(CUSTOMER_STATUSES))
+    status_reason = TextAreaField(
+        "Motivo",
+        validators=[
+            DataRequired("Indique el motivo del cambio."),
+            Length(min=3, max=500, message="Entre 3 y 500 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[strip_field],
+    )
+    version_id = HiddenField()
+
+
+class AddressForm(FlaskForm):
+    """A shipping and/or billing address."""
+
+    address_type = SelectField("Tipo", choices=choices(ADDRESS_TYPES), default="shipping")
+    recipient_name = _single_line("Destinatario", 255)
+    address_line1 = _single_line("Dirección", 255, required=True)
+    address_line2 = _single_line("Dirección (línea 2)", 255)
+    city = _single_line("Ciudad", 100, required=True)
+    state = _single_line("Provincia", 100)
+    postal_code = _single_line("Código postal", 20)
+    country = SelectField("País", choices=choices(dict(COUNTRIES)), default="PA")
+    phone = StringField(
+        "Teléfono",
+        validators=[Optional(), Length(max=30, message="Máximo 30 caracteres."), valid_phone],
+        filters=[empty_to_none],
+    )
+    is_default = BooleanField("Dirección predeterminada")
+
+    def address_data(self) -> dict:
+        """The normalised values, keyed by column."""
+        return {name: field.data for name, field in self._fields.items() if name != "csrf_token"}
+
+
+class SearchForm(FlaskForm):
+    """The search box and its filters (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Buscar", filters=[lambda value: (value or "").strip()[:200]])
+    status = _optional_choice("Estado", CUSTOMER_STATUSES)
+    customer_type = _optional_choice("Tipo", CUSTOMER_TYPES)
+    loyalty_tier = _optional_choice("Nivel", LOYALTY_TIERS)
+    segment = _optional_choice("Segmento", SEGMENTS)
+    after = StringField(filters=[empty_to_none])
+
+    def validate_after(self, field):
+        if field.data and not re.fullmatch(r"[0-9A-Za-z.:+-]{1,40}_[0-9a-f-]{36}", field.data):
+            raise ValidationError("Página no válida.")
