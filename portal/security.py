@@ -92,6 +92,15 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @app.before_request
+    def refuse_nul_bytes():
+        # PostgreSQL text cannot hold NUL; no field of ours may contain one.
+        values = [*request.args.values()]
+        if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+            values += request.form.values()
+        if any("\x00" in value for value in values):
+            abort(400)
+
+    @app.before_request
     def scope_request():
         set_organization(None)
         if request.endpoint == "static" or "sid" not in session:
