@@ -98,3 +98,47 @@ def customer_create(organization_id: uuid.UUID, **fields) -> Customer:
         db.session.refresh(customer)
         db.session.expunge(customer)
     return customer
+
+
+def address_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **fields):
+    """A committed address."""
+    from portal.customers.models import Address
+
+    values = {"address_line1": "Calle 50, Edificio 3", "city": "Panamá", "country": "PA"} | fields
+    with _scope(organization_id):
+        address = Address(customer_id=customer_id, **values)
+        db.session.add(address)
+        db.session.commit()
+        db.session.refresh(address)
+        db.session.expunge(address)
+    return address
+
+
+def customer_row(organization_id: uuid.UUID, customer_id: uuid.UUID):
+    """The customer as stored now (None if not visible in that organization)."""
+    import sqlalchemy as sa
+
+    with _scope(organization_id):
+        customer = db.session.scalar(sa.select(Customer).where(Customer.customer_id == customer_id))
+        if customer is not None:
+            db.session.expunge(customer)
+        return customer
+
+
+def audit_entries(organization_id: uuid.UUID, entity_id) -> list:
+    """Audit entries about one entity, oldest first."""
+    import sqlalchemy as sa
+
+    from portal.audit import AuditEntry
+
+    with _scope(organization_id):
+        entries = list(
+            db.session.scalars(
+                sa.select(AuditEntry)
+                .where(AuditEntry.entity_id == str(entity_id))
+                .order_by(AuditEntry.audit_id)
+            )
+        )
+        for entry in entries:
+            db.session.expunge(entry)
+        return entries

@@ -485,26 +485,24 @@ def _lock_customer(customer_id: uuid.UUID) -> None:
     )
 
 
-def _clear_other_defaults(address: Address) -> None:
-    db.session.execute(
-        sa.update(Address)
-        .where(
-            Address.customer_id == address.customer_id,
-            Address.address_id != address.address_id,
-            Address.is_default.is_(True),
+def _clear_default(customer_id: uuid.UUID) -> None:
+    """Unset the customer's current default, before another address takes its place."""
+    with db.session.no_autoflush:
+        db.session.execute(
+            sa.update(Address)
+            .where(Address.customer_id == customer_id, Address.is_default.is_(True))
+            .values(is_default=False, updated_at=sa.func.now())
+            .execution_options(synchronize_session="fetch")
         )
-        .values(is_default=False, updated_at=sa.func.now())
-    )
 
 
 def address_create(*, customer: Customer, data: dict) -> Address:
     """Add an address; making it the default unsets the previous default."""
     _lock_customer(customer.customer_id)
+    if data.get("is_default"):
+        _clear_default(customer.customer_id)
     address = Address(customer_id=customer.customer_id, **data)
     db.session.add(address)
-    db.session.flush()
-    if address.is_default:
-        _clear_other_defaults(address)
     db.session.flush()
     audit_record(
         action="address.created",
@@ -522,10 +520,10 @@ def address_update(*, address: Address, data: dict) -> Address:
     if data.get("is_default") and not address.is_active:
         raise CustomerError("Una dirección inactiva no puede ser la predeterminada.", "is_default")
     before = _snapshot(address, ADDRESS_FIELDS)
+    if data.get("is_default") and not address.is_default:
+        _clear_default(address.customer_id)
     for field, value in data.items():
         setattr(address, field, value)
-    if address.is_default:
-        _clear_other_defaults(address)
     db.session.flush()
     changed_before, changed_after = _changes(before, _snapshot(address, ADDRESS_FIELDS))
     audit_record(
