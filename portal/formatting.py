@@ -118,5 +118,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(phone, "phone")
     app.add_template_filter(utilization, "utilization")
     app.add_template_filter(highlight, "highlight")
-    app.add_template_filter(lambda value: format_datetime(value, "short"), "datetime_short")
-    app.add_template_filter(lambda value: format_date(value, "medium"), "date_medium")
+    # Spelled-out months: numeric dates are ambiguous (Panama's CLDR order is month/day).
+    app.add_template_filter(
+        lambda value: format_datetime(value, "d MMM y, h:mm a"), "datetime_short"
+    )
+    app.add_template_filter(lambda value: format_date(value, "d MMM y"), "date_medium")

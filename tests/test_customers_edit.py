@@ -1,4 +1,4 @@
-"""Registering and editing customers: normalisation, validation, clashes, duplicates, locking, status."""
+"""Registering and editing customers: normalisation, validation, clashes, duplicates, locking."""
 
 import pytest
 

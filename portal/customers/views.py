@@ -89,15 +89,13 @@ def index():
     except ValueError:
         abort(400)
     arguments = {key: value for key, value in request.args.items() if value and key != "after"}
-    partial = "customers/_rows.html" if form.after.data else "customers/_results.html"
-    return render(
-        "customers/index.html",
-        partial,
-        form=form,
-        page=page,
-        filters=filters,
-        arguments=arguments,
-    )
+    context = {"form": form, "page": page, "filters": filters, "arguments": arguments}
+    if form.after.data:
+        return render("customers/index.html", "customers/_rows.html", **context)
+    body = render("customers/index.html", "customers/_results.html", **context)
+    # The address bar shows the search without its empty filters, so the link can be shared.
+    headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
+    return body, 200, headers
 
 
 @bp.get("/export.csv")
