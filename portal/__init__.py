@@ -55,6 +55,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     from portal.auth import bp as auth_bp
+    from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
     from portal.health import bp as health_bp
     from portal.users import bp as users_bp
@@ -62,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(customers_bp, url_prefix="/customers")
+    app.register_blueprint(credit_bp, url_prefix="/credit")
     app.register_blueprint(users_bp, url_prefix="/users")
 
 

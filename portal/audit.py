@@ -55,8 +55,13 @@ def audit_record(
     after: dict | None = None,
     actor=None,
 ) -> AuditEntry:
-    """Add an audit entry to the current transaction; the actor defaults to the logged-in user."""
-    if actor is None and has_request_context() and current_user.is_authenticated:
+    """Add an audit entry to the current transaction; the actor defaults to the logged-in user.
+
+    Pass actor=SYSTEM_ACTOR for automatic actions (jobs), even when run inside a request.
+    """
+    if actor == SYSTEM_ACTOR:
+        actor = None
+    elif actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     entry = AuditEntry(
         actor_id=getattr(actor, "staff_user_id", None),

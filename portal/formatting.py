@@ -10,7 +10,7 @@ from flask_babel import format_currency, format_date, format_datetime
 from markupsafe import Markup, escape
 
 from portal.auth.models import ROLES
-from portal.credit.models import ACCOUNT_STATUSES
+from portal.credit.models import ACCOUNT_STATUSES, PAYMENT_METHODS, USAGE_STATUSES
 from portal.customers.models import (
     ADDRESS_TYPES,
     CUSTOMER_STATUSES,
@@ -32,6 +32,8 @@ LABELS = {
     "segment": SEGMENTS,
     "credit_status": ACCOUNT_STATUSES,
     "gender": GENDERS,
+    "usage_status": USAGE_STATUSES,
+    "payment_method": PAYMENT_METHODS,
     "language": LANGUAGES,
     "audit_action": {
         "customer.created": "Cliente registrado",

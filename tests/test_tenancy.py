@@ -33,12 +33,16 @@ ROWS = {
         ":org, :account, :customer, 100",
     ),
     "credit_usages": (
-        "organization_id, credit_account_id, order_id, amount, due_date",
-        ":org, :account, gen_random_uuid(), 10, current_date",
+        "organization_id, usage_id, credit_account_id, order_id, amount, due_date",
+        ":org, :usage, :account, gen_random_uuid(), 10, current_date",
     ),
     "credit_payments": (
-        "organization_id, credit_account_id, amount, payment_method",
-        ":org, :account, 5, 'cash'",
+        "organization_id, payment_id, credit_account_id, amount, payment_method, idempotency_key",
+        ":org, :payment, :account, 5, 'cash', gen_random_uuid()",
+    ),
+    "credit_payment_allocations": (
+        "organization_id, payment_id, usage_id, amount",
+        ":org, :payment, :usage, 5",
     ),
     "customer_segments": ("organization_id, customer_id, segment_code", ":org, :customer, 'new'"),
     "audit_log": (
@@ -59,6 +63,7 @@ TOUCH = {
     "credit_accounts": "payment_term_days = payment_term_days",
     "credit_usages": "status = status",
     "credit_payments": "payment_reference = 'x'",
+    "credit_payment_allocations": "amount = amount",
     "customer_segments": "segment_code = segment_code",
     "audit_log": "action = action",
 }
@@ -77,6 +82,8 @@ def _populate(organization_id: uuid.UUID) -> dict:
         "org": organization_id,
         "customer": uuid.uuid4(),
         "account": uuid.uuid4(),
+        "usage": uuid.uuid4(),
+        "payment": uuid.uuid4(),
         "email": f"{uuid.uuid4().hex[:10]}@test.pa",
     }
     with db.engine.begin() as connection:
@@ -183,7 +190,9 @@ def test_update_and_delete_cannot_reach_another_organization(two_orgs, table):
 @pytest.mark.parametrize("table", sorted(INSERTS))
 def test_insert_with_forged_organization_is_refused(two_orgs, table):
     mine, theirs = two_orgs
-    forged = theirs | {"customer": theirs["customer"], "email": f"{uuid.uuid4().hex[:8]}@test.pa"}
+    forged = theirs | {
+        "email": f"{uuid.uuid4().hex[:8]}@test.pa", "usage": uuid.uuid4(), "payment": uuid.uuid4()
+    }
     with pytest.raises(DBAPIError) as raised, db.engine.begin() as connection:
         _run(connection, mine["org"], INSERTS[table], **forged)
     assert "row-level security" in str(raised.value.orig)

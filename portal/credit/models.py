@@ -17,7 +17,20 @@ ACCOUNT_STATUSES = {
     "suspended": "Suspendida",
     "cancelled": "Cancelada",
 }
+USAGE_STATUSES = {
+    "pending": "Pendiente",
+    "paid": "Pagado",
+    "overdue": "Vencido",
+    "cancelled": "Anulado",
+}
+PAYMENT_METHODS = {
+    "cash": "Efectivo",
+    "card": "Tarjeta",
+    "transfer": "Transferencia",
+    "check": "Cheque",
+}
 MONEY = sa.Numeric(12, 2)
+MAX_AMOUNT = Decimal("9999999999.99")
 
 
 class CreditAccount(TenantMixin, db.Model):
@@ -39,6 +52,13 @@ class CreditAccount(TenantMixin, db.Model):
     approval_notes: Mapped[str | None] = mapped_column(sa.Text)
     suspended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    requested_limit: Mapped[Decimal | None] = mapped_column(MONEY)
+    requested_term_days: Mapped[int | None]
+    request_notes: Mapped[str | None] = mapped_column(sa.Text)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    decided_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
 
@@ -55,6 +75,8 @@ class CreditUsage(TenantMixin, db.Model):
     status: Mapped[str] = mapped_column(sa.String(20), default="pending")
     due_date: Mapped[date]
     paid_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
 
 
@@ -69,4 +91,21 @@ class CreditPayment(TenantMixin, db.Model):
     payment_method: Mapped[str] = mapped_column(sa.String(30))
     payment_reference: Mapped[str | None] = mapped_column(sa.String(255))
     payment_date: Mapped[date] = mapped_column(server_default=sa.func.current_date())
+    idempotency_key: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reversed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reversed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reversal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = created_at()
+
+
+class CreditPaymentAllocation(TenantMixin, db.Model):
+    """The part of a payment applied to one usage (FIFO by due date, then creation)."""
+
+    __tablename__ = "credit_payment_allocations"
+
+    allocation_id: Mapped[uuid.UUID] = uuid_pk()
+    payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    usage_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
     created_at: Mapped[datetime] = created_at()

@@ -1,0 +1,818 @@
+"""Credit rules: requests with four-eyes, charges that never overspend, FIFO payments, overdue.
+
+Ledger invariant, for every account:
+    credit_used = sum over pending and overdue usages of (amount - allocated)
+    credit_available = credit_limit - credit_used >= 0
+Every operation keeps it inside one transaction, with the account row locked or a conditional
+UPDATE, and the database CHECKs (credit_used <= credit_limit, amounts > 0) as the backstop.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from portal import clock
+from portal.audit import SYSTEM_ACTOR, audit_record
+from portal.auth.models import StaffUser
+from portal.credit.models import (
+    ACCOUNT_STATUSES,
+    CreditAccount,
+    CreditPayment,
+    CreditPaymentAllocation,
+    CreditUsage,
+)
+from portal.customers.models import Customer, CustomerSegment
+from portal.db import current_organization_id
+from portal.extensions import db
+
+ACCOUNT_FIELDS = (
+    "status",
+    "credit_limit",
+    "credit_used",
+    "payment_term_days",
+    "approved_by",
+    "approved_at",
+    "approval_notes",
+    "suspended_at",
+    "suspension_reason",
+    "requested_by",
+    "requested_limit",
+    "requested_term_days",
+    "request_notes",
+    "decided_by",
+)
+OUTSTANDING = ("pending", "overdue")
+
+
+class CreditError(ValueError):
+    """A credit operation that cannot be done, with a Spanish message and the field concerned."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _money(value: Decimal) -> str:
+    return f"US${value:,.2f}"
+
+
+def _snapshot(account: CreditAccount) -> dict:
+    return {field: getattr(account, field) for field in ACCOUNT_FIELDS}
+
+
+def _audit_account(action: str, account: CreditAccount, before: dict | None, actor=None) -> None:
+    audit_record(
+        action=action,
+        entity_type="credit_account",
+        entity_id=account.credit_account_id,
+        before=before,
+        after=_snapshot(account),
+        actor=actor,
+    )
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def account_get(account_id: uuid.UUID, *, for_update: bool = False) -> CreditAccount | None:
+    """One account of the current organization (locked when asked)."""
+    statement = sa.select(CreditAccount).where(CreditAccount.credit_account_id == account_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return db.session.scalar(statement)
+
+
+def account_for_customer(customer_id: uuid.UUID) -> CreditAccount | None:
+    """The customer's account, if any."""
+    return db.session.scalar(
+        sa.select(CreditAccount).where(CreditAccount.customer_id == customer_id)
+    )
+
+
+def credit_request(
+    *, customer: Customer, limit: Decimal, term_days: int, notes: str, requester: StaffUser
+) -> CreditAccount:
+    """Ask for a credit account (or ask again after a rejection); an approver decides."""
+    if customer.status != "active":
+        raise CreditError("Solo un cliente activo puede solicitar crédito.")
+    account = db.session.scalar(
+        sa.select(CreditAccount)
+        .where(CreditAccount.customer_id == customer.customer_id)
+        .with_for_update()
+    )
+    before = None
+    if account is None:
+        account = CreditAccount(customer_id=customer.customer_id, credit_limit=Decimal("0"))
+        db.session.add(account)
+    elif account.status != "cancelled":
+        status = ACCOUNT_STATUSES[account.status].lower()
+        raise CreditError(f"El cliente ya tiene una cuenta de crédito ({status}).")
+    else:
+        before = _snapshot(account)
+    account.status = "pending"
+    account.credit_limit = Decimal("0")
+    account.requested_limit = limit
+    account.requested_term_days = term_days
+    account.payment_term_days = term_days
+    account.request_notes = notes
+    account.requested_by = requester.staff_user_id
+    account.requested_at = sa.func.now()
+    account.decided_by = account.approved_by = account.approved_at = None
+    account.approval_notes = None
+    db.session.flush()
+    _audit_account("credit.requested", account, before)
+    return account
+
+
+def _pending_for_decision(account_id: uuid.UUID, approver: StaffUser) -> CreditAccount:
+    account = account_get(account_id, for_update=True)
+    if account is None:
+        raise LookupError(account_id)
+    if account.status != "pending":
+        raise CreditError("Esta solicitud ya fue decidida.")
+    if account.requested_by == approver.staff_user_id:
+        raise CreditError("No puede decidir una solicitud que usted mismo creó (doble control).")
+    return account
+
+
+def credit_approve(
+    *,
+    account_id: uuid.UUID,
+    approver: StaffUser,
+    limit: Decimal | None,
+    term_days: int | None,
+    notes: str | None,
+) -> CreditAccount:
+    """Approve a pending request, possibly with another limit or terms (never one's own)."""
+    account = _pending_for_decision(account_id, approver)
+    before = _snapshot(account)
+    account.status = "approved"
+    account.credit_limit = limit or account.requested_limit
+    account.payment_term_days = (
+        term_days or account.requested_term_days or account.payment_term_days
+    )
+    account.approval_notes = notes
+    account.approved_by = account.decided_by = approver.staff_user_id
+    account.approved_at = clock.today()
+    account.decided_at = sa.func.now()
+    db.session.flush()
+    _audit_account("credit.approved", account, before)
+    return account
+
+
+def credit_reject(*, account_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditAccount:
+    """Reject a pending request with notes (never one's own)."""
+    account = _pending_for_decision(account_id, approver)
+    before = _snapshot(account)
+    account.status = "cancelled"
+    account.approval_notes = notes
+    account.decided_by = approver.staff_user_id
+    account.decided_at = sa.func.now()
+    db.session.flush()
+    _audit_account("credit.rejected", account, before)
+    return account
+
+
+def credit_suspend(*, account: CreditAccount, reason: str, actor=None) -> CreditAccount:
+    """Suspend an approved account with a reason."""
+    if account.status != "approved":
+        raise CreditError("Solo una cuenta aprobada puede suspenderse.")
+    before = _snapshot(account)
+    account.status = "suspended"
+    account.suspended_at = sa.func.now()
+    account.suspension_reason = reason
+    db.session.flush()
+    _audit_account("credit.suspended", account, before, actor)
+    return account
+
+
+def credit_reactivate(*, account: CreditAccount, notes: str) -> CreditAccount:
+    """Reactivate a suspended account."""
+    if account.status != "suspended":
+        raise CreditError("Solo una cuenta suspendida puede reactivarse.")
+    before = _snapshot(account)
+    account.status = "approved"
+    account.suspended_at = None
+    account.suspension_reason = None
+    account.approval_notes = notes
+    db.session.flush()
+    _audit_account("credit.reactivated", account, before)
+    return account
+
+
+def credit_limit_change(*, account: CreditAccount, limit: Decimal, reason: str) -> CreditAccount:
+    """Change the limit of an approved or suspended account; never below what is used."""
+    if account.status not in ("approved", "suspended"):
+        raise CreditError("Solo se cambia el límite de una cuenta aprobada o suspendida.")
+    if limit < account.credit_used:
+        raise CreditError(
+            f"El límite no puede ser menor que lo usado ({_money(account.credit_used)}).",
+            "credit_limit",
+        )
+    before = _snapshot(account)
+    account.credit_limit = limit
+    account.approval_notes = reason
+    db.session.flush()
+    _audit_account("credit.limit_changed", account, before)
+    return account
+
+
+# --- usages --------------------------------------------------------------------------------
+
+
+def _overdue_exists(account_id):
+    return sa.exists().where(
+        CreditUsage.credit_account_id == account_id, CreditUsage.status == "overdue"
+    )
+
+
+def _refusal(account_id: uuid.UUID, amount: Decimal) -> str:
+    account = account_get(account_id)
+    customer = db.session.scalar(
+        sa.select(Customer).where(Customer.customer_id == account.customer_id)
+    )
+    if customer.status == "blocked":
+        return "Cliente bloqueado: no puede recibir nuevos cargos."
+    if customer.status != "active":
+        return "El cliente está inactivo."
+    if account.status != "approved":
+        return f"La cuenta de crédito está {ACCOUNT_STATUSES[account.status].lower()}."
+    if db.session.scalar(sa.select(_overdue_exists(account_id))):
+        return "Retención por mora: la cuenta tiene cargos vencidos sin pagar."
+    return (
+        f"Crédito disponible insuficiente: disponible {_money(account.credit_available)}, "
+        f"solicitado {_money(amount)}."
+    )
+
+
+def usage_charge(
+    *, account_id: uuid.UUID, order_id: uuid.UUID, amount: Decimal, actor: StaffUser | None
+) -> tuple[CreditUsage, bool]:
+    """Charge an order to the account once; a retry returns the existing usage (created=False)."""
+    account = account_get(account_id)
+    if account is None:
+        raise LookupError(account_id)
+    usage_id = uuid.uuid4()
+    inserted = db.session.execute(
+        pg_insert(CreditUsage)
+        .values(
+            organization_id=current_organization_id(),
+            usage_id=usage_id,
+            credit_account_id=account_id,
+            order_id=order_id,
+            amount=amount,
+            status="pending",
+            due_date=clock.today() + timedelta(days=account.payment_term_days),
+            created_by=actor.staff_user_id if actor else None,
+        )
+        .on_conflict_do_nothing(constraint="unique_org_order")
+        .returning(CreditUsage.usage_id)
+    ).scalar()
+    if inserted is None:
+        existing = db.session.scalar(sa.select(CreditUsage).where(CreditUsage.order_id == order_id))
+        if existing.credit_account_id != account_id or existing.amount != amount:
+            raise CreditError(
+                "Esta orden ya tiene un cargo registrado por otro monto o en otra cuenta.",
+                "order_id",
+            )
+        return existing, False
+    # One atomic conditional UPDATE: concurrent charges serialise on the row and re-check it.
+    charged = db.session.execute(
+        sa.update(CreditAccount)
+        .where(
+            CreditAccount.credit_account_id == account_id,
+            CreditAccount.status == "approved",
+            CreditAccount.credit_used + amount <= CreditAccount.credit_limit,
+            ~_overdue_exists(account_id),
+            sa.exists().where(
+                Customer.customer_id == CreditAccount.customer_id, Customer.status == "active"
+            ),
+        )
+        .values(credit_used=CreditAccount.credit_used + amount)
+        .returning(CreditAccount.credit_account_id)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if charged is None:
+        db.session.rollback()
+        raise CreditError(_refusal(account_id, amount), "amount")
+    usage = usage_get(usage_id)
+    db.session.refresh(account)
+    audit_record(
+        action="credit.usage_charged",
+        entity_type="credit_account",
+        entity_id=account_id,
+        after={
+            "usage_id": usage_id,
+            "order_id": order_id,
+            "amount": amount,
+            "due_date": usage.due_date,
+            "credit_used": account.credit_used,
+        },
+    )
+    return usage, True
+
+
+def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
+    """One usage of the current organization."""
+    return db.session.scalar(sa.select(CreditUsage).where(CreditUsage.usage_id == usage_id))
+
+
+def usage_cancel(*, usage_id: uuid.UUID) -> CreditUsage:
+    """Cancel a pending usage nothing was paid against; the credit comes back."""
+    usage = usage_get(usage_id)
+    if usage is None:
+        raise LookupError(usage_id)
+    account_get(usage.credit_account_id, for_update=True)
+    cancelled = db.session.execute(
+        sa.update(CreditUsage)
+        .where(
+            CreditUsage.usage_id == usage_id,
+            CreditUsage.status == "pending",
+            ~sa.exists().where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id),
+        )
+        .values(status="cancelled", cancelled_at=sa.func.now())
+        .returning(CreditUsage.amount)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if cancelled is None:
+        raise CreditError("Solo se anula un cargo pendiente sin pagos aplicados.")
+    db.session.execute(
+        sa.update(CreditAccount)
+        .where(CreditAccount.credit_account_id == usage.credit_account_id)
+        .values(credit_used=CreditAccount.credit_used - cancelled)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire_all()
+    audit_record(
+        action="credit.usage_cancelled",
+        entity_type="credit_account",
+        entity_id=usage.credit_account_id,
+        before={"usage_id": usage_id, "status": "pending"},
+        after={"usage_id": usage_id, "status": "cancelled", "amount": cancelled},
+    )
+    return usage_get(usage_id)
+
+
+# --- payments ------------------------------------------------------------------------------
+
+_ALLOCATE_FIFO = sa.text(
+    """
+    INSERT INTO credit_payment_allocations (organization_id, payment_id, usage_id, amount)
+    SELECT :org, :payment_id, usage_id, least(outstanding, :amount - (running - outstanding))
+    FROM (
+        SELECT u.usage_id, u.amount - coalesce(a.allocated, 0) AS outstanding,
+               sum(u.amount - coalesce(a.allocated, 0))
+                   OVER (ORDER BY u.due_date, u.created_at, u.usage_id) AS running
+        FROM credit_usages u
+        LEFT JOIN (
+            SELECT usage_id, sum(amount) AS allocated FROM credit_payment_allocations
+            GROUP BY usage_id
+        ) a ON a.usage_id = u.usage_id
+        WHERE u.credit_account_id = :account_id AND u.status IN ('pending', 'overdue')
+    ) AS queue
+    WHERE outstanding > 0 AND running - outstanding < :amount
+    RETURNING usage_id, amount
+    """
+)
+_MARK_PAID = sa.text(
+    """
+    UPDATE credit_usages u SET status = 'paid', paid_at = now()
+    WHERE u.credit_account_id = :account_id AND u.status IN ('pending', 'overdue')
+      AND u.amount <= (SELECT coalesce(sum(a.amount), 0) FROM credit_payment_allocations a
+                       WHERE a.usage_id = u.usage_id)
+    """
+)
+
+
+def payment_get(payment_id: uuid.UUID) -> CreditPayment | None:
+    """One payment of the current organization."""
+    return db.session.scalar(sa.select(CreditPayment).where(CreditPayment.payment_id == payment_id))
+
+
+def payment_record(
+    *,
+    account_id: uuid.UUID,
+    amount: Decimal,
+    method: str,
+    reference: str | None,
+    payment_date: date,
+    key: uuid.UUID,
+    actor: StaffUser | None,
+) -> tuple[CreditPayment, bool]:
+    """Record a payment once per idempotency key and allocate it FIFO; created=False on a retry."""
+    account = account_get(account_id, for_update=True)  # payments of one account serialise here
+    if account is None:
+        raise LookupError(account_id)
+    existing = db.session.scalar(
+        sa.select(CreditPayment).where(CreditPayment.idempotency_key == key)
+    )
+    if existing is not None:
+        if existing.credit_account_id != account_id or existing.amount != amount:
+            raise CreditError(
+                "Este formulario ya registró un pago con otros datos. Recargue la página.", "amount"
+            )
+        return existing, False
+    if payment_date > clock.today():
+        raise CreditError("La fecha de pago no puede estar en el futuro.", "payment_date")
+    if payment_date < account.created_at.date() - timedelta(days=1):
+        raise CreditError(
+            "La fecha de pago es anterior a la apertura de la cuenta.", "payment_date"
+        )
+    if amount > account.credit_used:
+        raise CreditError(
+            f"El pago excede lo adeudado: el saldo es {_money(account.credit_used)}.", "amount"
+        )
+    payment = CreditPayment(
+        credit_account_id=account_id,
+        amount=amount,
+        payment_method=method,
+        payment_reference=reference,
+        payment_date=payment_date,
+        idempotency_key=key,
+        created_by=actor.staff_user_id if actor else None,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    parameters = {
+        "org": current_organization_id(),
+        "payment_id": payment.payment_id,
+        "account_id": account_id,
+        "amount": amount,
+    }
+    allocations = db.session.execute(_ALLOCATE_FIFO, parameters).all()
+    db.session.execute(_MARK_PAID, parameters)
+    db.session.execute(
+        sa.update(CreditAccount)
+        .where(CreditAccount.credit_account_id == account_id)
+        .values(credit_used=CreditAccount.credit_used - amount)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire(account)
+    audit_record(
+        action="credit.payment_recorded",
+        entity_type="credit_account",
+        entity_id=account_id,
+        after={
+            "payment_id": payment.payment_id,
+            "amount": amount,
+            "method": method,
+            "allocations": [
+                {"usage_id": row.usage_id, "amount": row.amount} for row in allocations
+            ],
+        },
+    )
+    return payment, True
+
+
+def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditPayment:
+    """Reverse a payment (e.g. a bounced check): its allocations are undone, the debt returns."""
+    payment = payment_get(payment_id)
+    if payment is None:
+        raise LookupError(payment_id)
+    account = account_get(payment.credit_account_id, for_update=True)
+    db.session.refresh(payment)
+    if payment.reversed_at is not None:
+        raise CreditError("Este pago ya fue revertido.")
+    if account.credit_used + payment.amount > account.credit_limit:
+        raise CreditError(
+            "Revertir este pago superaría el límite de crédito; ajuste el límite primero."
+        )
+    removed = db.session.execute(
+        sa.delete(CreditPaymentAllocation)
+        .where(CreditPaymentAllocation.payment_id == payment_id)
+        .returning(CreditPaymentAllocation.usage_id, CreditPaymentAllocation.amount)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.execute(
+        sa.update(CreditUsage)
+        .where(CreditUsage.usage_id.in_([row.usage_id for row in removed]))
+        .where(CreditUsage.status == "paid")
+        .values(
+            status=sa.case((CreditUsage.due_date < clock.today(), "overdue"), else_="pending"),
+            paid_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(CreditAccount)
+        .where(CreditAccount.credit_account_id == account.credit_account_id)
+        .values(credit_used=CreditAccount.credit_used + payment.amount)
+        .execution_options(synchronize_session=False)
+    )
+    payment.reversed_at = sa.func.now()
+    payment.reversed_by = actor.staff_user_id
+    payment.reversal_reason = reason
+    db.session.flush()
+    db.session.expire_all()
+    audit_record(
+        action="credit.payment_reversed",
+        entity_type="credit_account",
+        entity_id=account.credit_account_id,
+        before={
+            "payment_id": payment_id,
+            "allocations": [{"usage_id": row.usage_id, "amount": row.amount} for row in removed],
+        },
+        after={"payment_id": payment_id, "reversal_reason": reason},
+    )
+    return payment_get(payment_id)
+
+
+# --- overdue -------------------------------------------------------------------------------
+
+
+def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 30) -> dict:
+    """Daily: pending usages past due become overdue; accounts overdue too long are suspended."""
+    today = today or clock.today()
+    marked = db.session.execute(
+        sa.update(CreditUsage)
+        .where(CreditUsage.status == "pending", CreditUsage.due_date < today)
+        .values(status="overdue")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    too_late = today - timedelta(days=suspend_after_days)
+    accounts = list(
+        db.session.scalars(
+            sa.select(CreditAccount)
+            .where(
+                CreditAccount.status == "approved",
+                sa.exists().where(
+                    CreditUsage.credit_account_id == CreditAccount.credit_account_id,
+                    CreditUsage.status == "overdue",
+                    CreditUsage.due_date < too_late,
+                ),
+            )
+            .with_for_update()
+        )
+    )
+    for account in accounts:
+        credit_suspend(
+            account=account,
+            reason=f"Suspensión automática: cargos vencidos hace más de {suspend_after_days} días.",
+            actor=SYSTEM_ACTOR,
+        )
+    return {"marked_overdue": marked, "suspended": len(accounts)}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A pending request with what an approver needs to decide."""
+
+    account: CreditAccount
+    customer: Customer
+    segment: CustomerSegment | None
+    requester: StaffUser | None
+    paid_usages: int
+    average_days_to_pay: float | None
+    overdue_count: int
+    exposure: Decimal
+
+
+def credit_queue() -> list[QueueItem]:
+    """Pending requests, oldest first, with customer facts and payment behaviour."""
+    accounts = list(
+        db.session.scalars(
+            sa.select(CreditAccount)
+            .where(CreditAccount.status == "pending")
+            .order_by(CreditAccount.requested_at, CreditAccount.created_at)
+        )
+    )
+    if not accounts:
+        return []
+    customer_ids = [account.customer_id for account in accounts]
+    customers = {
+        c.customer_id: c
+        for c in db.session.scalars(
+            sa.select(Customer).where(Customer.customer_id.in_(customer_ids))
+        )
+    }
+    segments = {
+        s.customer_id: s
+        for s in db.session.scalars(
+            sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(customer_ids))
+        )
+    }
+    requesters = {
+        u.staff_user_id: u
+        for u in db.session.scalars(
+            sa.select(StaffUser).where(
+                StaffUser.staff_user_id.in_([a.requested_by for a in accounts if a.requested_by])
+            )
+        )
+    }
+    behaviour = {
+        row.credit_account_id: row
+        for row in db.session.execute(
+            sa.select(
+                CreditUsage.credit_account_id,
+                sa.func.count().filter(CreditUsage.status == "paid").label("paid"),
+                sa.func.avg(
+                    sa.extract("epoch", CreditUsage.paid_at - CreditUsage.created_at) / 86400
+                )
+                .filter(CreditUsage.status == "paid")
+                .label("days_to_pay"),
+                sa.func.count().filter(CreditUsage.status == "overdue").label("overdue"),
+            )
+            .where(CreditUsage.credit_account_id.in_([a.credit_account_id for a in accounts]))
+            .group_by(CreditUsage.credit_account_id)
+        )
+    }
+    items = []
+    for account in accounts:
+        stats = behaviour.get(account.credit_account_id)
+        items.append(
+            QueueItem(
+                account=account,
+                customer=customers[account.customer_id],
+                segment=segments.get(account.customer_id),
+                requester=requesters.get(account.requested_by),
+                paid_usages=stats.paid if stats else 0,
+                average_days_to_pay=float(stats.days_to_pay)
+                if stats and stats.days_to_pay
+                else None,
+                overdue_count=stats.overdue if stats else 0,
+                exposure=account.credit_used,
+            )
+        )
+    return items
+
+
+def credit_queue_count() -> int:
+    """How many requests wait for a decision."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CreditAccount)
+        .where(CreditAccount.status == "pending")
+    )
+
+
+def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal]]:
+    """The account's usages, newest first, with what is still owed on each."""
+    allocated = (
+        sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
+        .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        sa.select(CreditUsage, allocated)
+        .where(CreditUsage.credit_account_id == account_id)
+        .order_by(CreditUsage.created_at.desc())
+    ).all()
+    return [
+        (usage, usage.amount - paid if usage.status in OUTSTANDING else Decimal("0"))
+        for usage, paid in rows
+    ]
+
+
+def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
+    """The account's payments, newest first, each with its allocations."""
+    payments = list(
+        db.session.scalars(
+            sa.select(CreditPayment)
+            .where(CreditPayment.credit_account_id == account_id)
+            .order_by(CreditPayment.created_at.desc())
+        )
+    )
+    allocations: dict[uuid.UUID, list] = {}
+    for allocation in db.session.scalars(
+        sa.select(CreditPaymentAllocation).where(
+            CreditPaymentAllocation.payment_id.in_([p.payment_id for p in payments])
+        )
+    ):
+        allocations.setdefault(allocation.payment_id, []).append(allocation)
+    return [(payment, allocations.get(payment.payment_id, [])) for payment in payments]
+
+
+def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
+    """What the usages say is owed: the right-hand side of the ledger invariant."""
+    return sum((owed for _, owed in account_usages(account_id)), Decimal("0"))
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One movement of a statement, with the balance after it."""
+
+    on: date
+    description: str
+    charge: Decimal
+    credit: Decimal
+    balance: Decimal
+
+
+def _local_date(moment) -> date:
+    return moment.astimezone(clock.BUSINESS_ZONE).date()
+
+
+def account_statement(
+    account_id: uuid.UUID, *, start: date | None, end: date | None
+) -> tuple[Decimal, list[StatementLine], Decimal]:
+    """Opening balance, movements with running balance, and closing balance for a period."""
+    movements: list[tuple[date, int, str, Decimal, Decimal]] = []
+    for usage, _ in account_usages(account_id):
+        movements.append(
+            (
+                _local_date(usage.created_at),
+                0,
+                f"Cargo orden {usage.order_id}",
+                usage.amount,
+                Decimal(0),
+            )
+        )
+        if usage.cancelled_at:
+            movements.append(
+                (
+                    _local_date(usage.cancelled_at),
+                    1,
+                    f"Anulación cargo orden {usage.order_id}",
+                    Decimal(0),
+                    usage.amount,
+                )
+            )
+    for payment, allocations in account_payments(account_id):
+        applied = ", ".join(
+            f"{_money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations
+        )
+        method = payment.payment_method
+        reference = f" ref. {payment.payment_reference}" if payment.payment_reference else ""
+        movements.append(
+            (
+                payment.payment_date,
+                2,
+                f"Pago {method}{reference}" + (f" ({applied})" if applied else ""),
+                Decimal(0),
+                payment.amount,
+            )
+        )
+        if payment.reversed_at:
+            movements.append(
+                (
+                    _local_date(payment.reversed_at),
+                    3,
+                    f"Reversión de pago: {payment.reversal_reason}",
+                    payment.amount,
+                    Decimal(0),
+                )
+            )
+    movements.sort(key=lambda movement: (movement[0], movement[1]))
+    opening = Decimal(0)
+    lines: list[StatementLine] = []
+    balance = Decimal(0)
+    for on, _, description, charge, credit in movements:
+        balance += charge - credit
+        if start and on < start:
+            opening = balance
+            continue
+        if end and on > end:
+            break
+        lines.append(StatementLine(on, description, charge, credit, balance))
+    closing = lines[-1].balance if lines else opening
+    return opening, lines, closing
+
+
+AGING_BUCKETS = (
+    ("not_due", "Por vencer"),
+    ("days_1_30", "1 a 30 días"),
+    ("days_31_60", "31 a 60 días"),
+    ("days_61_90", "61 a 90 días"),
+    ("days_90_plus", "Más de 90 días"),
+)
+_AGING = sa.text(
+    """
+    WITH owed AS (
+        SELECT a.customer_id, (:today - u.due_date) AS late,
+               u.amount - coalesce((SELECT sum(x.amount) FROM credit_payment_allocations x
+                                    WHERE x.usage_id = u.usage_id), 0) AS outstanding
+        FROM credit_usages u
+        JOIN credit_accounts a ON a.credit_account_id = u.credit_account_id
+        WHERE u.status IN ('pending', 'overdue')
+    )
+    SELECT c.customer_id, c.first_name || ' ' || c.last_name AS name,
+           coalesce(sum(outstanding) FILTER (WHERE late <= 0), 0) AS not_due,
+           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 1 AND 30), 0) AS days_1_30,
+           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 31 AND 60), 0) AS days_31_60,
+           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 61 AND 90), 0) AS days_61_90,
+           coalesce(sum(outstanding) FILTER (WHERE late > 90), 0) AS days_90_plus,
+           sum(outstanding) AS total
+    FROM owed JOIN customers c ON c.customer_id = owed.customer_id
+    GROUP BY c.customer_id, c.first_name, c.last_name
+    HAVING sum(outstanding) > 0
+    """
+)
+
+
+def aging_report(*, today: date | None = None, sort: str = "total") -> tuple[list, dict]:
+    """Outstanding credit by days past due: per customer (sorted) and organization totals."""
+    rows = db.session.execute(_AGING, {"today": today or clock.today()}).all()
+    keys = [key for key, _ in AGING_BUCKETS] + ["total"]
+    if sort == "name":
+        rows.sort(key=lambda row: row.name.lower())
+    elif sort in keys:
+        rows.sort(key=lambda row: (getattr(row, sort), row.total), reverse=True)
+    totals = {key: sum((getattr(row, key) for row in rows), Decimal(0)) for key in keys}
+    return rows, totals
