@@ -1,19 +1,42 @@
-"""RQ worker: builds the app once and runs every job inside its organization's scope."""
+"""RQ worker: builds the app once and runs every job inside its organization's scope.
 
+`python worker.py` processes jobs; `python worker.py --scheduler` runs the cron schedule
+(the daily overdue pass) that enqueues jobs for the workers.
+"""
+
+import argparse
 import logging
 
 from rq import SimpleWorker
+from rq.cron import CronScheduler
 
 from portal import create_app
+from portal.credit.jobs import overdue_sweep
 from portal.tasks import queue
+
+# 11:00 UTC is 06:00 in Panama, before branches open.
+SCHEDULE = [(overdue_sweep, "0 11 * * *")]
 
 
 def main() -> None:
-    """Run the worker until stopped (SIGINT/SIGTERM finish the current job first)."""
+    """Run the worker (or the scheduler) until stopped; SIGTERM finishes the current job first."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scheduler", action="store_true", help="run the cron schedule instead")
+    args = parser.parse_args()
     app = create_app()
     with app.app_context():
         portal_queue = queue()
-        logging.getLogger(__name__).info("worker starting", extra={"queue": portal_queue.name})
+        log = logging.getLogger("portal.worker")
+        if args.scheduler:
+            scheduler = CronScheduler(
+                connection=portal_queue.connection, logging_level=app.config["LOG_LEVEL"]
+            )
+            for function, cron in SCHEDULE:
+                scheduler.register(function, portal_queue.name, cron=cron)
+            log.info("scheduler starting", extra={"jobs": [f.__name__ for f, _ in SCHEDULE]})
+            scheduler.start()
+            return
+        log.info("worker starting", extra={"queue": portal_queue.name})
         SimpleWorker([portal_queue], connection=portal_queue.connection).work(
             with_scheduler=True, logging_level=app.config["LOG_LEVEL"]
         )

@@ -58,6 +58,7 @@ class Config:
         self.LOGIN_LOCK_MINUTES = int(env("LOGIN_LOCK_MINUTES", "15"))
         self.LOGIN_RATE_LIMIT_PER_ADDRESS = env("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per 15 minutes")
         self.RQ_QUEUE = env("RQ_QUEUE", "portal")
+        self.OVERDUE_SUSPEND_DAYS = int(env("OVERDUE_SUSPEND_DAYS", "30"))
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -200,6 +200,9 @@ def serve(port: int, seed: bool = True) -> int:
             start_new_session=True,
         ),
         subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], start_new_session=True),  # noqa: S603
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, str(PROJECT_ROOT / "worker.py"), "--scheduler"], start_new_session=True
+        ),
     ]
     print(f"Portal: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
 

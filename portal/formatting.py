@@ -2,11 +2,10 @@
 
 import re
 import unicodedata
-from decimal import Decimal
 
 import phonenumbers
 from flask import Flask
-from flask_babel import format_currency, format_date, format_datetime
+from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
 
 from portal.auth.models import ROLES
@@ -21,6 +20,7 @@ from portal.customers.models import (
     LOYALTY_TIERS,
     SEGMENTS,
 )
+from portal.money import money
 
 LABELS = {
     "role": ROLES,
@@ -44,11 +44,6 @@ LABELS = {
         "address.deactivated": "Dirección desactivada",
     },
 }
-
-
-def money(value: Decimal | None) -> str:
-    """USD amount as shown in Panama, e.g. US$1,234.50."""
-    return "—" if value is None else format_currency(value, "USD")
 
 
 def label(value: str | None, kind: str) -> str:

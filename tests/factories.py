@@ -142,3 +142,27 @@ def audit_entries(organization_id: uuid.UUID, entity_id) -> list:
         for entry in entries:
             db.session.expunge(entry)
         return entries
+
+
+def credit_account_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **fields):
+    """A committed credit account (approved, US$1,000 at 30 days unless told otherwise)."""
+    from decimal import Decimal
+
+    from portal.credit.models import CreditAccount
+
+    values = {"credit_limit": Decimal("1000.00"), "payment_term_days": 30, "status": "approved"}
+    with _scope(organization_id):
+        account = CreditAccount(customer_id=customer_id, **(values | fields))
+        db.session.add(account)
+        db.session.commit()
+        db.session.refresh(account)
+        db.session.expunge(account)
+    return account
+
+
+@contextlib.contextmanager
+def scoped(organization_id: uuid.UUID):
+    """An app context scoped to one organization, for calling services directly."""
+    with _scope(organization_id):
+        yield
+        db.session.rollback()

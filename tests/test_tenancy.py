@@ -191,7 +191,9 @@ def test_update_and_delete_cannot_reach_another_organization(two_orgs, table):
 def test_insert_with_forged_organization_is_refused(two_orgs, table):
     mine, theirs = two_orgs
     forged = theirs | {
-        "email": f"{uuid.uuid4().hex[:8]}@test.pa", "usage": uuid.uuid4(), "payment": uuid.uuid4()
+        "email": f"{uuid.uuid4().hex[:8]}@test.pa",
+        "usage": uuid.uuid4(),
+        "payment": uuid.uuid4(),
     }
     with pytest.raises(DBAPIError) as raised, db.engine.begin() as connection:
         _run(connection, mine["org"], INSERTS[table], **forged)

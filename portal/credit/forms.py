@@ -5,7 +5,14 @@ from decimal import Decimal, InvalidOperation
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.credit.models import MAX_AMOUNT, PAYMENT_METHODS
 from portal.validation import (
@@ -68,7 +75,7 @@ class CreditRequestForm(FlaskForm):
     """Staff ask for a credit line for a customer."""
 
     requested_limit = MoneyField(
-        "Límite solicitado (US$)", validators=[DataRequired("Indique el límite.")]
+        "Límite solicitado (US$)", validators=[InputRequired("Indique el límite.")]
     )
     requested_term_days = _term("Plazo de pago (días)", required=True)
     request_notes = _reason("Justificación")
@@ -103,7 +110,9 @@ class ReactivateForm(FlaskForm):
 class LimitForm(FlaskForm):
     """A new limit with the reason for it."""
 
-    credit_limit = MoneyField("Nuevo límite (US$)", validators=[DataRequired("Indique el límite.")])
+    credit_limit = MoneyField(
+        "Nuevo límite (US$)", validators=[InputRequired("Indique el límite.")]
+    )
     approval_notes = _reason("Motivo del cambio")
 
 
@@ -122,7 +131,9 @@ class UsageForm(FlaskForm):
     order_id = StringField(
         "Número de orden (UUID)", validators=[DataRequired("Indique la orden.")], filters=[_uuid]
     )
-    amount = MoneyField("Monto (US$)", validators=[DataRequired("Indique el monto.")])
+    amount = MoneyField(
+        "Monto (US$)", validators=[InputRequired("Indique el monto.")], id="usage-amount"
+    )
 
     def validate_order_id(self, field):
         if not isinstance(field.data, uuid.UUID):
@@ -132,7 +143,9 @@ class UsageForm(FlaskForm):
 class PaymentForm(FlaskForm):
     """A payment; the idempotency key makes a double submit post once."""
 
-    amount = MoneyField("Monto (US$)", validators=[DataRequired("Indique el monto.")])
+    amount = MoneyField(
+        "Monto (US$)", validators=[InputRequired("Indique el monto.")], id="payment-amount"
+    )
     payment_method = SelectField("Método", choices=choices(PAYMENT_METHODS))
     payment_reference = StringField(
         "Referencia",

@@ -28,6 +28,7 @@ from portal.credit.models import (
 from portal.customers.models import Customer, CustomerSegment
 from portal.db import current_organization_id
 from portal.extensions import db
+from portal.money import money
 
 ACCOUNT_FIELDS = (
     "status",
@@ -54,10 +55,6 @@ class CreditError(ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-def _money(value: Decimal) -> str:
-    return f"US${value:,.2f}"
 
 
 def _snapshot(account: CreditAccount) -> dict:
@@ -210,7 +207,7 @@ def credit_limit_change(*, account: CreditAccount, limit: Decimal, reason: str) 
         raise CreditError("Solo se cambia el límite de una cuenta aprobada o suspendida.")
     if limit < account.credit_used:
         raise CreditError(
-            f"El límite no puede ser menor que lo usado ({_money(account.credit_used)}).",
+            f"El límite no puede ser menor que lo usado ({money(account.credit_used)}).",
             "credit_limit",
         )
     before = _snapshot(account)
@@ -244,8 +241,8 @@ def _refusal(account_id: uuid.UUID, amount: Decimal) -> str:
     if db.session.scalar(sa.select(_overdue_exists(account_id))):
         return "Retención por mora: la cuenta tiene cargos vencidos sin pagar."
     return (
-        f"Crédito disponible insuficiente: disponible {_money(account.credit_available)}, "
-        f"solicitado {_money(amount)}."
+        f"Crédito disponible insuficiente: disponible {money(account.credit_available)}, "
+        f"solicitado {money(amount)}."
     )
 
 
@@ -424,7 +421,7 @@ def payment_record(
         )
     if amount > account.credit_used:
         raise CreditError(
-            f"El pago excede lo adeudado: el saldo es {_money(account.credit_used)}.", "amount"
+            f"El pago excede lo adeudado: el saldo es {money(account.credit_used)}.", "amount"
         )
     payment = CreditPayment(
         credit_account_id=account_id,
@@ -735,9 +732,7 @@ def account_statement(
                 )
             )
     for payment, allocations in account_payments(account_id):
-        applied = ", ".join(
-            f"{_money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations
-        )
+        applied = ", ".join(f"{money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations)
         method = payment.payment_method
         reference = f" ref. {payment.payment_reference}" if payment.payment_reference else ""
         movements.append(

@@ -8,11 +8,11 @@ from playwright.sync_api import expect
 from portal.seed import DEMO_PASSWORD, demo_seed
 
 NAVIGATION = {
-    "admin@demo.pa": ["Clientes", "Usuarios"],
+    "admin@demo.pa": ["Clientes", "Antigüedad", "Usuarios"],
     "sucursal@demo.pa": ["Clientes"],
-    "credito@demo.pa": ["Clientes"],
-    "aprobador@demo.pa": ["Clientes"],
-    "admin@otra.pa": ["Clientes", "Usuarios"],
+    "credito@demo.pa": ["Clientes", "Antigüedad"],
+    "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad"],
+    "admin@otra.pa": ["Clientes", "Antigüedad", "Usuarios"],
 }
 
 

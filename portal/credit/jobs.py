@@ -1,0 +1,27 @@
+"""Credit background jobs: the daily overdue pass, fanned out one job per organization."""
+
+from datetime import date
+
+import sqlalchemy as sa
+from flask import current_app
+
+from portal.credit.services import usages_mark_overdue
+from portal.extensions import db
+from portal.tasks import enqueue_scoped
+
+
+def overdue_sweep() -> int:
+    """Scheduled daily (no organization): enqueue the overdue pass for every organization."""
+    organizations = list(db.session.scalars(sa.text("SELECT organization_ids()")))
+    db.session.rollback()
+    for organization_id in organizations:
+        enqueue_scoped("portal.credit.jobs:overdue_mark", organization_id=organization_id)
+    return len(organizations)
+
+
+def overdue_mark(today: str | None = None) -> dict:
+    """One organization: mark past-due usages overdue and suspend accounts overdue too long."""
+    return usages_mark_overdue(
+        today=date.fromisoformat(today) if today else None,
+        suspend_after_days=current_app.config["OVERDUE_SUSPEND_DAYS"],
+    )
