@@ -1,7 +1,8 @@
 """Credit forms: money is Decimal with two places, never float; every refusal is a field error."""
 
+import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
@@ -24,6 +25,7 @@ from portal.validation import (
 )
 
 TERM_MESSAGE = "Plazo entre 1 y 365 días."
+AMOUNT_TEXT = re.compile(r"-?\d{1,20}(\.\d{1,20})?")  # plain decimal notation only
 
 
 class MoneyField(StringField):
@@ -34,12 +36,10 @@ class MoneyField(StringField):
         self.data = None
         if not self.raw_text:
             return
-        try:
-            value = Decimal(self.raw_text.removeprefix("$").removeprefix("US$"))
-        except InvalidOperation:
-            raise ValueError("Ingrese un monto en números, por ejemplo 125.50.") from None
-        if not value.is_finite():
+        text = self.raw_text.removeprefix("US$").removeprefix("$")
+        if not AMOUNT_TEXT.fullmatch(text):
             raise ValueError("Ingrese un monto en números, por ejemplo 125.50.")
+        value = Decimal(text)
         if value.as_tuple().exponent < -2:
             raise ValueError("Use como máximo dos decimales.")
         if value <= 0:
@@ -156,7 +156,7 @@ class PaymentForm(FlaskForm):
         ],
         filters=[empty_to_none],
     )
-    payment_date = DateField("Fecha de pago", validators=[DataRequired("Indique la fecha.")])
+    payment_date = DateField("Fecha de pago", validators=[InputRequired("Indique la fecha.")])
     idempotency_key = HiddenField(filters=[_uuid])
 
     def validate_idempotency_key(self, field):
