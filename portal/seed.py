@@ -290,6 +290,40 @@ def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
                     )
                 )
         db.session.commit()
+        _credit_activity(rng)
+
+
+def _credit_activity(rng: random.Random) -> None:
+    """A few charges and a partial payment on each approved account, through the ledger rules."""
+    from portal import clock
+    from portal.credit.services import CreditError, payment_record, usage_charge
+
+    approved = db.session.scalars(
+        sa.select(CreditAccount).where(CreditAccount.status == "approved")
+    )
+    for account_id in [account.credit_account_id for account in approved]:
+        used = Decimal(0)
+        for _ in range(rng.randint(1, 3)):
+            amount = Decimal(rng.randint(2000, 15000)) / 100
+            try:
+                usage_charge(
+                    account_id=account_id, order_id=uuid.uuid4(), amount=amount, actor=None
+                )
+            except CreditError:
+                break  # the limit is reached: exactly what the rules are for
+            db.session.commit()
+            used += amount
+        if used > 0:
+            payment_record(
+                account_id=account_id,
+                amount=(used / 2).quantize(Decimal("0.01")),
+                method="cash",
+                reference="Recibo demo",
+                payment_date=clock.today(),
+                key=uuid.uuid4(),
+                actor=None,
+            )
+            db.session.commit()
 
 
 def demo_seed(*, customers: int = 300) -> bool:

@@ -21,14 +21,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
+def _tail(process: subprocess.Popen) -> str:
+    return process.log_path.read_text()[-3000:]
+
+
 def _wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, "the portal exited during start-up"
+        assert process.poll() is None, f"the portal exited during start-up:\n{_tail(process)}"
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback only
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while gunicorn boots (URLError too)
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
@@ -80,7 +84,7 @@ def test_serve_from_nothing_then_restart_keeps_the_data(tmp_path):
         first_count = _login_and_count_customers(base, "admin@demo.pa")
         assert first_count > 10
     finally:
-        assert _stop(process) == 0
+        assert _stop(process) == 0, _tail(process)
     assert not (data_dir / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
 
     process = _start(data_dir, port)
@@ -88,6 +92,6 @@ def test_serve_from_nothing_then_restart_keeps_the_data(tmp_path):
         _wait_for(f"{base}/login", process)
         assert _login_and_count_customers(base, "sucursal@demo.pa") == first_count
     finally:
-        assert _stop(process) == 0
+        assert _stop(process) == 0, _tail(process)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{base}/login", timeout=2)  # noqa: S310
