@@ -1,7 +1,7 @@
 """RQ worker: builds the app once and runs every job inside its organization's scope.
 
 `python worker.py` processes jobs; `python worker.py --scheduler` runs the cron schedule
-(the daily overdue pass) that enqueues jobs for the workers.
+(inbox sweeper, nightly segments, daily overdue pass) that enqueues jobs for the workers.
 """
 
 import argparse
@@ -12,10 +12,16 @@ from rq.cron import CronScheduler
 
 from portal import create_app
 from portal.credit.jobs import overdue_sweep
+from portal.events.jobs import inbox_sweep
+from portal.segments.jobs import segments_nightly
 from portal.tasks import queue
 
-# 11:00 UTC is 06:00 in Panama, before branches open.
-SCHEDULE = [(overdue_sweep, "0 11 * * *")]
+# Cron times are UTC: 07:00 is 02:00 in Panama, 11:00 is 06:00 (before branches open).
+SCHEDULE = [
+    (inbox_sweep, "* * * * *"),
+    (segments_nightly, "0 7 * * *"),
+    (overdue_sweep, "0 11 * * *"),
+]
 
 
 def main() -> None:

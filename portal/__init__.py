@@ -57,13 +57,17 @@ def register_blueprints(app: Flask) -> None:
     from portal.auth import bp as auth_bp
     from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
+    from portal.events import bp as events_bp
     from portal.health import bp as health_bp
+    from portal.segments import bp as segments_bp
     from portal.users import bp as users_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(customers_bp, url_prefix="/customers")
     app.register_blueprint(credit_bp, url_prefix="/credit")
+    app.register_blueprint(events_bp)
+    app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(users_bp, url_prefix="/users")
 
 
@@ -77,7 +81,9 @@ def register_errors(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     """CLI: users, demo seed, worker helpers."""
     from portal.auth.commands import users_cli
+    from portal.events.commands import events_cli
     from portal.seed import seed_demo_command
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(events_cli)
     app.cli.add_command(seed_demo_command)

@@ -2,10 +2,11 @@
 
 import importlib
 import uuid
+from datetime import timedelta
 
 from flask import current_app
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 
 from portal.db import organization_scope
 from portal.extensions import db
@@ -25,11 +26,18 @@ def queue() -> Queue:
     return Queue(current_app.config["RQ_QUEUE"], connection=redis_connection())
 
 
-def enqueue_scoped(function_path: str, *, organization_id: uuid.UUID, **kwargs):
-    """Enqueue `module:function` to run inside one organization's scope."""
-    return queue().enqueue(
-        run_scoped, function_path, str(organization_id), kwargs, description=function_path
-    )
+def enqueue_scoped(
+    function_path: str, *, organization_id: uuid.UUID, delay: timedelta | None = None, **kwargs
+):
+    """Enqueue `module:function` to run inside one organization's scope (now or after a delay).
+
+    Transient failures (a lost connection, a deadlock) are retried with backoff.
+    """
+    arguments = (run_scoped, function_path, str(organization_id), kwargs)
+    options = {"description": function_path, "retry": Retry(max=3, interval=[5, 30, 120])}
+    if delay is not None:
+        return queue().enqueue_in(delay, *arguments, **options)
+    return queue().enqueue(*arguments, **options)
 
 
 def run_scoped(function_path: str, organization_id: str, kwargs: dict):

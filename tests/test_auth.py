@@ -11,7 +11,8 @@ from portal.extensions import db
 from tests import factories
 from tests.conftest import PortalClient
 
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+# /api/events is authenticated by its HMAC signature, not by a session.
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "events.ingest"}
 
 
 def _user_row(app, user) -> StaffUser:

@@ -45,6 +45,14 @@ ROWS = {
         ":org, :payment, :usage, 5",
     ),
     "customer_segments": ("organization_id, customer_id, segment_code", ":org, :customer, 'new'"),
+    "event_inbox": (
+        "organization_id, event_id, event_type, occurred_at, payload, payload_hash",
+        ":org, gen_random_uuid(), 'orders.order.completed', now(), '{}', repeat('a', 64)",
+    ),
+    "purchases": (
+        "organization_id, order_id, customer_id, total, completed_at, status, event_occurred_at",
+        ":org, gen_random_uuid(), :customer, 10, now(), 'completed', now()",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -66,6 +74,8 @@ TOUCH = {
     "credit_payment_allocations": "amount = amount",
     "customer_segments": "segment_code = segment_code",
     "audit_log": "action = action",
+    "event_inbox": "attempts = attempts",
+    "purchases": "total = total",
 }
 TENANT_TABLES = sorted(TOUCH)
 

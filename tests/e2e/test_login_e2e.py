@@ -8,11 +8,11 @@ from playwright.sync_api import expect
 from portal.seed import DEMO_PASSWORD, demo_seed
 
 NAVIGATION = {
-    "admin@demo.pa": ["Clientes", "Antigüedad", "Usuarios"],
-    "sucursal@demo.pa": ["Clientes"],
-    "credito@demo.pa": ["Clientes", "Antigüedad"],
-    "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad"],
-    "admin@otra.pa": ["Clientes", "Antigüedad", "Usuarios"],
+    "admin@demo.pa": ["Clientes", "Antigüedad", "Segmentos", "Eventos", "Usuarios"],
+    "sucursal@demo.pa": ["Clientes", "Segmentos"],
+    "credito@demo.pa": ["Clientes", "Antigüedad", "Segmentos"],
+    "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad", "Segmentos"],
+    "admin@otra.pa": ["Clientes", "Antigüedad", "Segmentos", "Eventos", "Usuarios"],
 }
 
 

@@ -1,0 +1,229 @@
+"""Signed ingestion: verify, parse strictly, validate envelopes, write the inbox, then enqueue."""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from portal.auth.models import Organization
+from portal.db import organization_scope
+from portal.events.models import InboxEvent
+from portal.extensions import db
+from portal.tasks import enqueue_scoped
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = {
+    "pricing.loyalty.tier_changed",
+    "orders.order.completed",
+    "orders.order.cancelled",
+}
+MAX_EVENTS = 1000
+MAX_SKEW_SECONDS = 300
+MAX_DEPTH = 12
+
+
+class IngestError(ValueError):
+    """A refused request: an HTTP status and a message for the sender."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A validated event envelope."""
+
+    event_id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+    organization_id: uuid.UUID
+    data: dict
+    payload: dict
+    payload_hash: str
+
+
+def signature_for(secret: str, timestamp: str, body: bytes) -> str:
+    """The X-Signature value for a body sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def verify_signature(*, secret: str, timestamp: str | None, signature: str | None, body: bytes):
+    """Refuse unsigned, badly signed or stale requests."""
+    if not timestamp or not signature:
+        raise IngestError(401, "Faltan las cabeceras X-Timestamp y X-Signature.")
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise IngestError(401, "X-Timestamp debe ser un número de segundos Unix.")
+    if abs(time.time() - int(timestamp)) > MAX_SKEW_SECONDS:
+        raise IngestError(401, "La solicitud está vencida (más de 5 minutos).")
+    if not hmac.compare_digest(signature_for(secret, timestamp, body), signature):
+        raise IngestError(401, "Firma inválida.")
+
+
+def _no_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise IngestError(400, "El JSON tiene claves duplicadas.")
+    return dict(pairs)
+
+
+def _refuse_constant(name):
+    raise IngestError(400, f"Valor JSON no permitido: {name}.")
+
+
+def _depth(value, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([_depth(item, level + 1) for item in value.values()] or [level])
+    if isinstance(value, list):
+        return max([_depth(item, level + 1) for item in value] or [level])
+    return level
+
+
+def parse_body(body: bytes) -> list[dict]:
+    """A list of raw event objects from a strict JSON body (one event or an array)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IngestError(400, "El cuerpo no es UTF-8 válido.") from None
+    try:
+        document = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise IngestError(400, "El JSON está demasiado anidado.") from None
+    except json.JSONDecodeError as error:
+        raise IngestError(400, f"JSON mal formado: {error.msg} (posición {error.pos}).") from None
+    events = document if isinstance(document, list) else [document]
+    if not events:
+        raise IngestError(400, "El lote está vacío.")
+    if len(events) > MAX_EVENTS:
+        raise IngestError(413, f"Máximo {MAX_EVENTS} eventos por solicitud.")
+    if _depth(document) > MAX_DEPTH:
+        raise IngestError(400, "El JSON está demasiado anidado.")
+    return events
+
+
+def _field(raw: dict, name: str, kind, position: int):
+    value = raw.get(name)
+    if not isinstance(value, kind):
+        raise IngestError(400, f"Evento {position}: falta '{name}' o no es del tipo correcto.")
+    return value
+
+
+def validate_envelope(raw, position: int) -> Envelope:
+    """Check one envelope: every field present and of the right type, a known event type."""
+    if not isinstance(raw, dict):
+        raise IngestError(400, f"Evento {position}: debe ser un objeto JSON.")
+    try:
+        event_id = uuid.UUID(_field(raw, "event_id", str, position))
+        organization_id = uuid.UUID(_field(raw, "organization_id", str, position))
+    except ValueError:
+        raise IngestError(
+            400, f"Evento {position}: event_id y organization_id deben ser UUID."
+        ) from None
+    event_type = _field(raw, "event_type", str, position)
+    if event_type not in EVENT_TYPES:
+        raise IngestError(
+            400, f"Evento {position}: tipo de evento desconocido '{event_type[:100]}'."
+        )
+    try:
+        occurred_at = datetime.fromisoformat(_field(raw, "occurred_at", str, position))
+    except ValueError:
+        raise IngestError(
+            400, f"Evento {position}: occurred_at no es una fecha ISO 8601."
+        ) from None
+    if occurred_at.tzinfo is None:
+        raise IngestError(400, f"Evento {position}: occurred_at debe incluir la zona horaria.")
+    data = _field(raw, "data", dict, position)
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return Envelope(
+        event_id,
+        event_type,
+        occurred_at,
+        organization_id,
+        data,
+        raw,
+        hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def inbox_write(envelopes: list[Envelope]) -> list[dict]:
+    """Store the events (idempotent per event id) in their organizations' scopes; one transaction.
+
+    A redelivered event is a duplicate; an event id reused with another payload is refused (409).
+    """
+    by_organization: dict[uuid.UUID, list[Envelope]] = defaultdict(list)
+    for envelope in envelopes:
+        by_organization[envelope.organization_id].append(envelope)
+    results: dict[uuid.UUID, str] = {}
+    for organization_id, group in by_organization.items():
+        with organization_scope(organization_id):
+            if db.session.get(Organization, organization_id) is None:
+                raise IngestError(422, f"Organización desconocida: {organization_id}.")
+            inserted = set(
+                db.session.scalars(
+                    pg_insert(InboxEvent)
+                    .values(
+                        [
+                            {
+                                "organization_id": organization_id,
+                                "event_id": e.event_id,
+                                "event_type": e.event_type,
+                                "occurred_at": e.occurred_at,
+                                "payload": e.payload,
+                                "payload_hash": e.payload_hash,
+                            }
+                            for e in group
+                        ]
+                    )
+                    .on_conflict_do_nothing(index_elements=["organization_id", "event_id"])
+                    .returning(InboxEvent.event_id)
+                )
+            )
+            stored = dict(
+                db.session.execute(
+                    sa.select(InboxEvent.event_id, InboxEvent.payload_hash).where(
+                        InboxEvent.event_id.in_(
+                            [e.event_id for e in group if e.event_id not in inserted]
+                        )
+                    )
+                ).all()
+            )
+            for envelope in group:
+                if envelope.event_id in inserted:
+                    results[envelope.event_id] = "accepted"
+                elif stored.get(envelope.event_id) == envelope.payload_hash:
+                    results[envelope.event_id] = "duplicate"
+                else:
+                    raise IngestError(
+                        409, f"El evento {envelope.event_id} ya existe con otro contenido."
+                    )
+    return [{"event_id": str(e.event_id), "status": results[e.event_id]} for e in envelopes]
+
+
+def inbox_enqueue(envelopes: list[Envelope], results: list[dict]) -> None:
+    """Queue the accepted events, one job per organization; if Redis is down the sweeper will."""
+    accepted = {item["event_id"] for item in results if item["status"] == "accepted"}
+    by_organization: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for envelope in envelopes:
+        if str(envelope.event_id) in accepted:
+            by_organization[envelope.organization_id].append(str(envelope.event_id))
+    for organization_id, event_ids in by_organization.items():
+        try:
+            enqueue_scoped(
+                "portal.events.jobs:process_events",
+                organization_id=organization_id,
+                event_ids=event_ids,
+            )
+        except Exception:
+            log.warning("events accepted but not queued", extra={"count": len(event_ids)})

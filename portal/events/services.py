@@ -1,0 +1,55 @@
+"""The event inbox as org admins see it: counts, recent events, dead letters, retries."""
+
+import uuid
+
+import sqlalchemy as sa
+
+from portal.audit import audit_record
+from portal.db import current_organization_id
+from portal.events.models import InboxEvent
+from portal.extensions import db
+from portal.tasks import enqueue_scoped
+
+
+def inbox_counts() -> dict[str, int]:
+    """Events per status."""
+    rows = db.session.execute(
+        sa.select(InboxEvent.status, sa.func.count()).group_by(InboxEvent.status)
+    ).all()
+    return {"received": 0, "processed": 0, "dead": 0} | dict(rows)
+
+
+def inbox_recent(*, status: str | None = None, limit: int = 50) -> list[InboxEvent]:
+    """The latest events, optionally of one status."""
+    statement = sa.select(InboxEvent).order_by(InboxEvent.received_at.desc()).limit(limit)
+    if status:
+        statement = statement.where(InboxEvent.status == status)
+    return list(db.session.scalars(statement))
+
+
+def inbox_retry(*, event_ids: list[uuid.UUID] | None = None) -> int:
+    """Put dead letters (some, or all) back to 'received' and queue them again."""
+    statement = (
+        sa.update(InboxEvent)
+        .where(InboxEvent.status == "dead")
+        .values(status="received", last_error=None, processed_at=None)
+        .returning(InboxEvent.event_id)
+    )
+    if event_ids is not None:
+        statement = statement.where(InboxEvent.event_id.in_(event_ids))
+    retried = [str(event_id) for event_id in db.session.scalars(statement)]
+    if retried:
+        audit_record(
+            action="events.retried",
+            entity_type="event_inbox",
+            entity_id=retried[0] if len(retried) == 1 else f"{len(retried)} eventos",
+            after={"event_ids": retried[:100], "count": len(retried)},
+        )
+    db.session.commit()
+    for start in range(0, len(retried), 1000):
+        enqueue_scoped(
+            "portal.events.jobs:process_events",
+            organization_id=current_organization_id(),
+            event_ids=retried[start : start + 1000],
+        )
+    return len(retried)

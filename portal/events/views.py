@@ -1,0 +1,78 @@
+"""POST /api/events (HMAC-signed, no session) and the inbox page for org admins."""
+
+import uuid
+
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+
+from portal.events import bp
+from portal.events.ingest import (
+    IngestError,
+    inbox_enqueue,
+    inbox_write,
+    parse_body,
+    validate_envelope,
+    verify_signature,
+)
+from portal.events.models import INBOX_STATUSES
+from portal.events.services import inbox_counts, inbox_recent, inbox_retry
+from portal.extensions import csrf, db
+from portal.security import role_required
+
+MAX_BODY = 1024 * 1024
+
+
+@bp.post("/api/events")
+@csrf.exempt
+def ingest():
+    """Accept one event or a batch of up to 1,000, signed with HMAC-SHA256 (no session)."""
+    if (request.content_length or 0) > MAX_BODY:
+        return jsonify(error="El cuerpo supera 1 MB.", status=413), 413
+    body = request.get_data(cache=False)
+    try:
+        verify_signature(
+            secret=current_app.config["EVENTS_SECRET"],
+            timestamp=request.headers.get("X-Timestamp"),
+            signature=request.headers.get("X-Signature"),
+            body=body,
+        )
+        envelopes = [validate_envelope(raw, index) for index, raw in enumerate(parse_body(body))]
+        results = inbox_write(envelopes)
+    except IngestError as error:
+        db.session.rollback()
+        return jsonify(error=str(error), status=error.status), error.status
+    db.session.commit()
+    inbox_enqueue(envelopes, results)
+    return jsonify(results=results), 202
+
+
+@bp.get("/events/")
+@role_required("org_admin")
+def inbox():
+    """Counts by status, recent events and dead letters with their reasons."""
+    status = request.args.get("status") or None
+    if status is not None and status not in INBOX_STATUSES:
+        abort(400)
+    return render_template(
+        "events/inbox.html",
+        counts=inbox_counts(),
+        events=inbox_recent(status=status),
+        status=status,
+        statuses=INBOX_STATUSES,
+    )
+
+
+@bp.post("/events/retry")
+@role_required("org_admin")
+def retry():
+    """Retry one dead letter (event_id) or all of them."""
+    event_id = request.form.get("event_id")
+    try:
+        ids = [uuid.UUID(event_id)] if event_id else None
+    except ValueError:
+        abort(400)
+    count = inbox_retry(event_ids=ids)
+    flash(
+        f"{count} evento(s) reenviado(s) a procesamiento." if count else "Nada que reintentar.",
+        "success" if count else "info",
+    )
+    return redirect(url_for("events.inbox", status="dead"), 303)

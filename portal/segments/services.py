@@ -1,0 +1,105 @@
+"""RFM segmentation as one set-based statement per organization (never a Python loop).
+
+R, F and M are quintiles (NTILE(5)) over the organization's customers with completed purchases,
+ties broken by customer id so a rerun gives the same scores; R = 5 for the most recent buyers.
+First matching rule wins: champions (R>=4, F>=4, M>=4), loyal (R>=3, F>=4), new (R>=4, F=1),
+potential_loyalist (R>=3), at_risk (R<=2, F>=3), lost (R<=2, F<=2). Customers without purchases
+are 'new' with no scores. VIP: champions or the top 5 % by lifetime value. At risk: at_risk, or
+lost with M>=4.
+"""
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from portal import clock
+from portal.customers.models import SEGMENTS, CustomerSegment
+from portal.db import current_organization_id
+from portal.extensions import db
+
+_RECOMPUTE = sa.text(
+    """
+    WITH stats AS (
+        SELECT customer_id, max(completed_at) AS last_purchase, count(*) AS orders,
+               sum(total) AS lifetime_value
+        FROM purchases WHERE status = 'completed'
+        GROUP BY customer_id
+    ),
+    scored AS (
+        SELECT stats.*,
+               ntile(5) OVER (ORDER BY last_purchase, customer_id) AS r,
+               ntile(5) OVER (ORDER BY orders, customer_id) AS f,
+               ntile(5) OVER (ORDER BY lifetime_value, customer_id) AS m,
+               cume_dist() OVER (ORDER BY lifetime_value DESC) AS value_share
+        FROM stats
+    ),
+    segmented AS (
+        SELECT scored.*,
+               CASE
+                   WHEN r >= 4 AND f >= 4 AND m >= 4 THEN 'champions'
+                   WHEN r >= 3 AND f >= 4 THEN 'loyal'
+                   WHEN r >= 4 AND f = 1 THEN 'new'
+                   WHEN r >= 3 THEN 'potential_loyalist'
+                   WHEN r <= 2 AND f >= 3 THEN 'at_risk'
+                   ELSE 'lost'
+               END AS segment_code
+        FROM scored
+    )
+    INSERT INTO customer_segments (
+        organization_id, customer_id, segment_code, rfm_recency, rfm_frequency, rfm_monetary,
+        lifetime_value, average_order_value, total_orders, days_since_last_purchase,
+        is_vip, is_at_risk, calculated_at, updated_at
+    )
+    SELECT :org, c.customer_id, coalesce(s.segment_code, 'new'), s.r, s.f, s.m,
+           coalesce(s.lifetime_value, 0), coalesce(round(s.lifetime_value / s.orders, 2), 0),
+           coalesce(s.orders, 0), :today - (s.last_purchase AT TIME ZONE 'America/Panama')::date,
+           coalesce(s.segment_code = 'champions' OR s.value_share <= 0.05, false),
+           coalesce(s.segment_code = 'at_risk' OR (s.segment_code = 'lost' AND s.m >= 4), false),
+           now(), now()
+    FROM customers c LEFT JOIN segmented s ON s.customer_id = c.customer_id
+    ON CONFLICT (organization_id, customer_id) DO UPDATE SET
+        segment_code = excluded.segment_code, rfm_recency = excluded.rfm_recency,
+        rfm_frequency = excluded.rfm_frequency, rfm_monetary = excluded.rfm_monetary,
+        lifetime_value = excluded.lifetime_value,
+        average_order_value = excluded.average_order_value,
+        total_orders = excluded.total_orders,
+        days_since_last_purchase = excluded.days_since_last_purchase,
+        is_vip = excluded.is_vip, is_at_risk = excluded.is_at_risk,
+        calculated_at = excluded.calculated_at, updated_at = excluded.updated_at
+    """
+)
+
+
+def segments_recompute(*, today: date | None = None) -> int:
+    """Recompute every customer's segment of the current organization; returns rows written."""
+    return db.session.execute(
+        _RECOMPUTE, {"org": current_organization_id(), "today": today or clock.today()}
+    ).rowcount
+
+
+def segment_distribution() -> list[dict]:
+    """Customers and value per segment, in the segments' display order (empty ones included)."""
+    rows = {
+        row.segment_code: row
+        for row in db.session.execute(
+            sa.select(
+                CustomerSegment.segment_code,
+                sa.func.count().label("customers"),
+                sa.func.coalesce(sa.func.sum(CustomerSegment.lifetime_value), 0).label("value"),
+            ).group_by(CustomerSegment.segment_code)
+        )
+    }
+    return [
+        {
+            "code": code,
+            "label": label,
+            "customers": rows[code].customers if code in rows else 0,
+            "value": rows[code].value if code in rows else 0,
+        }
+        for code, label in SEGMENTS.items()
+    ]
+
+
+def segments_last_computed():
+    """When segments were last computed for this organization, if ever."""
+    return db.session.scalar(sa.select(sa.func.max(CustomerSegment.calculated_at)))
