@@ -174,3 +174,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="/usr/bin/chromium is not installed"))
+
+
+@pytest.fixture
+def worker_process(app, services):
+    """A real `python worker.py` process on the test database and Redis; stopped afterwards."""
+    import signal
+    import subprocess
+    import sys
+
+    environment = (
+        os.environ | services.environ() | {"PORTAL_ENV": "testing", "LOG_LEVEL": "WARNING"}
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "worker.py")], env=environment, cwd=PROJECT_ROOT
+    )
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()

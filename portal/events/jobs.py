@@ -22,7 +22,6 @@ from portal.tasks import enqueue_scoped
 log = logging.getLogger(__name__)
 TIER_EVENT = "pricing.loyalty.tier_changed"
 ORDER_EVENTS = {"orders.order.completed": "completed", "orders.order.cancelled": "cancelled"}
-STALLED_AFTER = "2 minutes"
 
 _APPLY_TIERS = sa.text(
     """
@@ -187,11 +186,11 @@ def _mark(event_ids: list[uuid.UUID], status: str, reason: str | None) -> None:
         )
 
 
-def inbox_sweep() -> int:
+def inbox_sweep(older_than_seconds: int = 120) -> int:
     """Scheduled: re-enqueue events received a while ago but not processed (Redis/worker down)."""
     stalled = db.session.execute(
-        sa.text("SELECT organization_id, event_id FROM inbox_stalled(CAST(:age AS interval))"),
-        {"age": STALLED_AFTER},
+        sa.text("SELECT organization_id, event_id FROM inbox_stalled(make_interval(secs => :age))"),
+        {"age": older_than_seconds},
     ).all()
     db.session.rollback()
     by_organization: dict[uuid.UUID, list[str]] = defaultdict(list)

@@ -30,7 +30,7 @@ _RECOMPUTE = sa.text(
                ntile(5) OVER (ORDER BY last_purchase, customer_id) AS r,
                ntile(5) OVER (ORDER BY orders, customer_id) AS f,
                ntile(5) OVER (ORDER BY lifetime_value, customer_id) AS m,
-               cume_dist() OVER (ORDER BY lifetime_value DESC) AS value_share
+               percent_rank() OVER (ORDER BY lifetime_value DESC) AS value_share
         FROM stats
     ),
     segmented AS (

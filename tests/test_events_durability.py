@@ -1,0 +1,87 @@
+"""Nothing is lost: Redis down at ingest, a worker killed with SIGKILL mid-batch."""
+
+import signal
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from portal.customers.models import Customer
+from portal.events.jobs import inbox_sweep
+from portal.events.models import InboxEvent
+from portal.extensions import db
+from portal.seed import customer_rows, customers_bulk_load
+from tests import factories
+from tests.test_events import _event, _post, _work
+
+
+def _statuses(org) -> dict:
+    with factories.scoped(org.organization_id):
+        return dict(
+            db.session.execute(
+                sa.select(InboxEvent.status, sa.func.count()).group_by(InboxEvent.status)
+            ).all()
+        )
+
+
+def test_events_accepted_while_redis_is_down_are_processed_when_it_returns(
+    app, client, org_a, monkeypatch
+):
+    customer = factories.customer_create(org_a.organization_id, loyalty_tier="bronze")
+    dead_redis = Redis(port=1, retry=Retry(NoBackoff(), 0))
+    with monkeypatch.context() as patch:
+        patch.setitem(app.extensions, "portal_redis", dead_redis)
+        response = _post(
+            client, _event(org_a, customer_id=str(customer.customer_id), new_tier="gold")
+        )
+    assert response.status_code == 202  # durable in PostgreSQL even though it could not be queued
+    assert _statuses(org_a) == {"received": 1}
+    with app.app_context():
+        assert inbox_sweep(older_than_seconds=0) == 1
+    _work(app)
+    assert _statuses(org_a) == {"processed": 1}
+    assert (
+        factories.customer_row(org_a.organization_id, customer.customer_id).loyalty_tier == "gold"
+    )
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
+    app, client, org_a, worker_process
+):
+    worker_process.send_signal(signal.SIGSTOP)  # hold the worker until the batch is queued
+    with app.app_context():
+        customers_bulk_load(org_a.organization_id, customer_rows(1000, start=70_000))
+    with factories.scoped(org_a.organization_id):
+        ids = list(db.session.scalars(sa.select(Customer.customer_id)))
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    events = [
+        _event(
+            org_a,
+            occurred=start + timedelta(seconds=n),
+            customer_id=str(customer_id),
+            new_tier=["silver", "gold", "platinum"][n % 3],
+        )
+        for n, customer_id in enumerate(ids)
+    ]
+    assert _post(client, events).status_code == 202
+    worker_process.send_signal(signal.SIGCONT)
+    time.sleep(0.3)  # let it pick up the batch and start applying it
+    worker_process.send_signal(signal.SIGKILL)
+    worker_process.wait(10)
+    # Whatever moment it died at, the batch is all-or-nothing; the sweeper and a new worker finish it.
+    with app.app_context():
+        inbox_sweep(older_than_seconds=0)
+    _work(app)
+    assert _statuses(org_a) == {"processed": len(events)}
+    expected = {uuid.UUID(e["data"]["customer_id"]): e["data"]["new_tier"] for e in events}
+    with factories.scoped(org_a.organization_id):
+        tiers = dict(
+            db.session.execute(sa.select(Customer.customer_id, Customer.loyalty_tier)).all()
+        )
+        attempts = set(db.session.scalars(sa.select(InboxEvent.attempts)))
+    assert tiers == expected
+    assert attempts == {1}  # each event was applied by exactly one committed transaction
