@@ -72,7 +72,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     time.sleep(0.3)  # let it pick up the batch and start applying it
     worker_process.send_signal(signal.SIGKILL)
     worker_process.wait(10)
-    # Whatever moment it died at, the batch is all-or-nothing; the sweeper and a new worker finish it.
+    # Whatever moment it died at, the batch is all-or-nothing; sweeper and new worker finish it.
     with app.app_context():
         inbox_sweep(older_than_seconds=0)
     _work(app)

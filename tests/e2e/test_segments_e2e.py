@@ -1,4 +1,4 @@
-"""An org admin recomputes segments and watches the progress bar reach 100 % and the chart update."""
+"""An org admin recomputes segments and sees the progress bar reach 100 % and the chart update."""
 
 import re
 import uuid
