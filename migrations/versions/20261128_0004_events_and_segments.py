@@ -39,7 +39,9 @@ def upgrade():
         "CREATE INDEX idx_inbox_pending ON event_inbox (organization_id, received_at) "
         "WHERE status = 'received'"
     )
-    op.execute("CREATE INDEX idx_inbox_status ON event_inbox (organization_id, status, received_at DESC)")
+    op.execute(
+        "CREATE INDEX idx_inbox_status ON event_inbox (organization_id, status, received_at DESC)"
+    )
     op.execute(
         """
         CREATE TABLE purchases (
