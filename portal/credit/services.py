@@ -686,6 +686,44 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
     return [(payment, allocations.get(payment.payment_id, [])) for payment in payments]
 
 
+def account_recent_activity(account_id: uuid.UUID | None, *, limit: int = 10) -> list[dict]:
+    """The latest usages and payments of an account, newest first (the customer 360 page)."""
+    if account_id is None:
+        return []
+    usages = db.session.scalars(
+        sa.select(CreditUsage)
+        .where(CreditUsage.credit_account_id == account_id)
+        .order_by(CreditUsage.created_at.desc())
+        .limit(limit)
+    )
+    payments = db.session.scalars(
+        sa.select(CreditPayment)
+        .where(CreditPayment.credit_account_id == account_id)
+        .order_by(CreditPayment.created_at.desc())
+        .limit(limit)
+    )
+    activity = [
+        {
+            "kind": "usage",
+            "at": usage.created_at,
+            "amount": usage.amount,
+            "status": usage.status,
+            "detail": f"Orden {usage.order_id}",
+        }
+        for usage in usages
+    ] + [
+        {
+            "kind": "payment",
+            "at": payment.created_at,
+            "amount": payment.amount,
+            "status": payment.payment_method,
+            "detail": payment.payment_reference or "",
+        }
+        for payment in payments
+    ]
+    return sorted(activity, key=lambda item: item["at"], reverse=True)[:limit]
+
+
 def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
     """What the usages say is owed: the right-hand side of the ledger invariant."""
     return sum((owed for _, owed in account_usages(account_id)), Decimal("0"))

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import AuditEntry, audit_record
-from portal.credit.models import CreditAccount, CreditPayment, CreditUsage
 from portal.customers.models import Address, Customer, CustomerSegment
 from portal.extensions import db
 
@@ -385,44 +384,6 @@ def customer_segment(customer_id: uuid.UUID) -> CustomerSegment | None:
     )
 
 
-def customer_credit_activity(account_id: uuid.UUID | None, *, limit: int = 10) -> list[dict]:
-    """The latest usages and payments of the customer's credit account, newest first."""
-    if account_id is None:
-        return []
-    usages = db.session.scalars(
-        sa.select(CreditUsage)
-        .where(CreditUsage.credit_account_id == account_id)
-        .order_by(CreditUsage.created_at.desc())
-        .limit(limit)
-    )
-    payments = db.session.scalars(
-        sa.select(CreditPayment)
-        .where(CreditPayment.credit_account_id == account_id)
-        .order_by(CreditPayment.created_at.desc())
-        .limit(limit)
-    )
-    activity = [
-        {
-            "kind": "usage",
-            "at": usage.created_at,
-            "amount": usage.amount,
-            "status": usage.status,
-            "detail": f"Orden {usage.order_id}",
-        }
-        for usage in usages
-    ] + [
-        {
-            "kind": "payment",
-            "at": payment.created_at,
-            "amount": payment.amount,
-            "status": payment.payment_method,
-            "detail": payment.payment_reference or "",
-        }
-        for payment in payments
-    ]
-    return sorted(activity, key=lambda item: item["at"], reverse=True)[:limit]
-
-
 def customer_timeline(customer_id: uuid.UUID, *, limit: int = 30) -> list[AuditEntry]:
     """Audited changes to the customer and its addresses, newest first."""
     address_ids = sa.select(sa.cast(Address.address_id, sa.String)).where(
@@ -445,13 +406,6 @@ def customer_timeline(customer_id: uuid.UUID, *, limit: int = 30) -> list[AuditE
             .order_by(AuditEntry.audit_id.desc())
             .limit(limit)
         )
-    )
-
-
-def credit_account_for(customer_id: uuid.UUID) -> CreditAccount | None:
-    """The customer's credit account, if any."""
-    return db.session.scalar(
-        sa.select(CreditAccount).where(CreditAccount.customer_id == customer_id)
     )
 
 

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.auth.models import ROLES
+from portal.credit import services as credit_services
 from portal.csv_export import csv_response
 from portal.customers import bp
 from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
@@ -19,10 +20,8 @@ from portal.customers.services import (
     address_get,
     address_list,
     address_update,
-    credit_account_for,
     customer_360,
     customer_create,
-    customer_credit_activity,
     customer_duplicates,
     customer_export_rows,
     customer_get,
@@ -179,8 +178,8 @@ def detail(customer_id: uuid.UUID):
         customer=customer,
         facts=facts,
         segment=customer_segment(customer_id),
-        account=credit_account_for(customer_id),
-        activity=customer_credit_activity(facts.credit_account_id),
+        account=credit_services.account_for_customer(customer_id),
+        activity=credit_services.account_recent_activity(facts.credit_account_id),
         timeline=customer_timeline(customer_id),
         addresses=address_list(customer_id),
         status_form=StatusForm(status=customer.status, version_id=customer.version_id),
