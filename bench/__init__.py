@@ -1,0 +1,1 @@
+"""Benchmarks against real servers: `python -m bench.search` (what `make bench` runs)."""
