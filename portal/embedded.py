@@ -147,6 +147,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 def services_start(data_dir: Path, database: str = "portal") -> ServiceUrls:
     """Use DATABASE_URL/REDIS_URL when set; otherwise start the embedded servers."""
+    data_dir = data_dir.resolve()  # redis-server changes into its --dir before opening its log
     database_url = os.environ.get("DATABASE_URL")
     owner_url = os.environ.get("DATABASE_OWNER_URL")
     if not database_url:

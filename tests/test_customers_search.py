@@ -109,8 +109,11 @@ def test_results_show_count_and_highlight_safely(login_as, people, org_a):
     factories.customer_create(
         org_a.organization_id, first_name="<script>alert(1)</script>", last_name="Pérez"
     )
-    page = _search(login_as("branch_staff"), q="perez")
-    assert "2 clientes" in page
+    client = login_as("branch_staff")
+    page = _search(client, q="perez")
+    assert 'hx-get="/customers/count?q=perez"' in page  # the count follows the rows
+    assert "2 clientes para «perez»" in client.get("/customers/count?q=perez").text
+    assert "2 clientes" in client.get("/customers/?q=perez").text  # without htmx: inline
     assert "<mark>Pérez</mark>" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 

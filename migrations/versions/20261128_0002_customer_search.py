@@ -59,6 +59,12 @@ def upgrade():
     op.execute(
         "CREATE INDEX idx_customers_search_name ON customers USING gin (search_name gin_trgm_ops)"
     )
+    # Nearest-first name search (KNN on word-similarity distance) within one organization.
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    op.execute(
+        "CREATE INDEX idx_customers_name_nearest ON customers "
+        "USING gist (organization_id, search_name gist_trgm_ops)"
+    )
     op.execute(
         "CREATE INDEX idx_customers_email_prefix ON customers (organization_id, email text_pattern_ops)"
     )
@@ -72,7 +78,7 @@ def upgrade():
     )
     op.execute(
         "CREATE INDEX idx_customers_activity ON customers "
-        "(organization_id, activity_at DESC, customer_id)"
+        "(organization_id, activity_at DESC, customer_id DESC)"
     )
 
     op.execute(
@@ -91,7 +97,7 @@ def upgrade():
         )
         LANGUAGE sql IMMUTABLE PARALLEL SAFE
         SET search_path = pg_catalog, public AS $$
-            SELECT q, replace(replace(replace(q, '', '\'), '%', '\%'), '_', '\_'),
+            SELECT q, replace(replace(replace(q, '\', '\\'), '%', '\%'), '_', '\_'),
                    regexp_replace(q, '[^0-9]', '', 'g'),
                    upper(regexp_replace(q, '[^0-9a-z]', '', 'g'))
             FROM (SELECT btrim(search_normalize(left(coalesce(p_query, ''), 200))) AS q) AS input
@@ -102,22 +108,48 @@ def upgrade():
         r"""
         CREATE FUNCTION customer_search_sql() RETURNS TEXT
         LANGUAGE sql IMMUTABLE AS $body$ SELECT $sql$
+            -- $1 org, $2 normalized query, $3 LIKE-escaped query, $4 its digits, $5 its letters
+            -- and digits (document key), $6..$9 filters, $10/$11 keyset cursor, $12 page size.
+            -- Each query shape runs one family of branches, so a customer is ranked once.
             WITH candidates AS (
-                SELECT c.customer_id, 3.0::real AS rank FROM public.customers c
-                WHERE strpos($2, ' ') = 0 AND c.organization_id = $1
+                -- an email: one token with '@' or '.'; prefix match
+                SELECT c.customer_id, 3.0::float8 AS rank FROM public.customers c
+                WHERE strpos($2, ' ') = 0 AND $2 ~ '[@.]' AND c.organization_id = $1
                   AND c.email LIKE $3 || '%'
                 UNION ALL
-                SELECT c.customer_id, 2.5::real FROM public.customers c
+                -- a phone in any format: digits compared, with or without Panama's 507
+                SELECT c.customer_id, 2.5::float8 FROM public.customers c
                 WHERE length($4) >= 3 AND $2 ~ '^[0-9 +().-]+$' AND c.organization_id = $1
                   AND (c.phone_digits LIKE $4 || '%' OR c.phone_digits LIKE '507' || $4 || '%')
                 UNION ALL
-                SELECT c.customer_id, 2.0::real FROM public.customers c
-                WHERE length($5) >= 2 AND $5 ~ '[0-9]' AND c.organization_id = $1
-                  AND c.document_key LIKE $5 || '%'
+                -- a document number: the exact one first, then prefixes
+                SELECT c.customer_id, CASE WHEN c.document_key = $5 THEN 2.7 ELSE 2.0 END::float8
+                FROM public.customers c
+                WHERE length($5) >= 2 AND $5 ~ '[0-9]' AND strpos($2, '@') = 0
+                  AND c.organization_id = $1 AND c.document_key LIKE $5 || '%'
                 UNION ALL
-                SELECT c.customer_id, public.word_similarity($2, c.search_name) FROM public.customers c
-                WHERE $2 ~ '[a-z]' AND strpos($2, '@') = 0 AND c.organization_id = $1
-                  AND c.search_name OPERATOR(public.%>) $2
+                -- a name, no filters: nearest first straight from the GiST index, one page
+                SELECT nearest.customer_id, nearest.rank FROM (
+                    SELECT c.customer_id,
+                           1::float8 - (c.search_name OPERATOR(public.<->>) $2)::float8 AS rank
+                    FROM public.customers c
+                    WHERE $2 ~ '[a-z]' AND $2 !~ '[0-9@]' AND NOT (strpos($2, ' ') = 0 AND $2 ~ '[.]')
+                      AND $6::text IS NULL AND $7::text IS NULL AND $8::text IS NULL
+                      AND $9::text IS NULL AND c.organization_id = $1
+                      AND ($11::uuid IS NULL OR (1::float8 - (c.search_name OPERATOR(public.<->>) $2)::float8,
+                                                  c.customer_id) < ($10::float8, $11::uuid))
+                    ORDER BY c.search_name OPERATOR(public.<->>) $2, c.customer_id DESC
+                    LIMIT $12
+                ) AS nearest
+                WHERE nearest.rank >= 0.5
+                UNION ALL
+                -- a name with filters: every match above the threshold (GIN), filtered below
+                SELECT c.customer_id, 1::float8 - (c.search_name OPERATOR(public.<->>) $2)::float8
+                FROM public.customers c
+                WHERE $2 ~ '[a-z]' AND $2 !~ '[0-9@]' AND NOT (strpos($2, ' ') = 0 AND $2 ~ '[.]')
+                  AND NOT ($6::text IS NULL AND $7::text IS NULL AND $8::text IS NULL
+                           AND $9::text IS NULL)
+                  AND c.organization_id = $1 AND c.search_name OPERATOR(public.%>) $2
             ),
             ranked AS (
                 SELECT candidates.customer_id, max(candidates.rank) AS rank
@@ -131,7 +163,7 @@ def upgrade():
               AND ($7::text IS NULL OR c.customer_type = $7)
               AND ($8::text IS NULL OR c.loyalty_tier = $8)
               AND ($9::text IS NULL OR coalesce(s.segment_code, 'new') = $9)
-              AND ($11::uuid IS NULL OR (r.rank, r.customer_id) < ($10::real, $11::uuid))
+              AND ($11::uuid IS NULL OR (r.rank, r.customer_id) < ($10::float8, $11::uuid))
             ORDER BY r.rank DESC, r.customer_id DESC
             LIMIT $12
         $sql$ $body$
@@ -140,7 +172,7 @@ def upgrade():
     for name, returns, volatility, run in (
         (
             "customer_search",
-            "TABLE (customer_id UUID, rank REAL)",
+            "TABLE (customer_id UUID, rank DOUBLE PRECISION)",
             "STABLE",
             "RETURN QUERY EXECUTE customer_search_sql()",
         ),
@@ -160,7 +192,7 @@ def upgrade():
                 p_type TEXT DEFAULT NULL,
                 p_tier TEXT DEFAULT NULL,
                 p_segment TEXT DEFAULT NULL,
-                p_after_rank REAL DEFAULT NULL,
+                p_after_rank DOUBLE PRECISION DEFAULT NULL,
                 p_after_id UUID DEFAULT NULL,
                 p_limit INTEGER DEFAULT 50
             )
@@ -216,3 +248,4 @@ def downgrade():
         """
     )
     op.execute("DROP FUNCTION search_normalize(TEXT)")
+    op.execute("DROP INDEX IF EXISTS idx_customers_name_nearest")

@@ -83,12 +83,11 @@ class SearchFilters:
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of results; `next_cursor` is None on the last page, `total` is capped."""
+    """One page of results; `next_cursor` is None on the last page."""
 
     customers: list[Customer]
     ranks: dict[uuid.UUID, float]
     next_cursor: str | None
-    total: int | None
 
 
 def _snapshot(row, fields) -> dict:
@@ -129,7 +128,7 @@ def _search_function(filters: SearchFilters, *, after=(None, None), limit: int |
             filters.customer_type,
             filters.loyalty_tier,
             filters.segment,
-            sa.cast(after[0], sa.REAL),
+            sa.cast(after[0], sa.Float),
             sa.cast(after[1], sa.Uuid),
             limit,
         ).table_valued("customer_id", "rank")
@@ -163,7 +162,6 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
         )
         ranks = {}
         last_key = lambda customer: customer.activity_at.isoformat()  # noqa: E731
-        count_statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
     else:
         rows = db.session.execute(
             _search_function(
@@ -181,17 +179,22 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
         }
         customers = [found[row.customer_id] for row in rows if row.customer_id in found]
         last_key = lambda customer: repr(ranks[customer.customer_id])  # noqa: E731
-        count_statement = _search_function(filters, limit=COUNT_CAP + 1)
     next_cursor = None
     if len(customers) > PAGE_SIZE:
         customers = customers[:PAGE_SIZE]
         next_cursor = f"{last_key(customers[-1])}_{customers[-1].customer_id}"
-    total = None
-    if cursor is None:
-        total = db.session.scalar(
-            sa.select(sa.func.count()).select_from(count_statement.limit(COUNT_CAP + 1).subquery())
-        )
-    return SearchPage(customers, ranks, next_cursor, total)
+    return SearchPage(customers, ranks, next_cursor)
+
+
+def customer_match_count(filters: SearchFilters) -> int:
+    """How many customers the search finds, counted up to COUNT_CAP + 1 ("more than 1000")."""
+    if filters.query:
+        statement = _search_function(filters, limit=COUNT_CAP + 1)
+    else:
+        statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(statement.limit(COUNT_CAP + 1).subquery())
+    )
 
 
 def customer_export_rows(filters: SearchFilters, *, batch_size: int = 1000) -> Iterator[Customer]:

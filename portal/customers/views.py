@@ -25,6 +25,7 @@ from portal.customers.services import (
     customer_duplicates,
     customer_export_rows,
     customer_get,
+    customer_match_count,
     customer_search,
     customer_segment,
     customer_set_status,
@@ -89,12 +90,24 @@ def index():
         abort(400)
     arguments = {key: value for key, value in request.args.items() if value and key != "after"}
     context = {"form": form, "page": page, "filters": filters, "arguments": arguments}
+    if not is_htmx():
+        context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
     if form.after.data:
         return render("customers/index.html", "customers/_rows.html", **context)
     body = render("customers/index.html", "customers/_results.html", **context)
     # The address bar shows the search without its empty filters, so the link can be shared.
     headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
     return body, 200, headers
+
+
+@bp.get("/count")
+@role_required(*VIEWERS)
+def count():
+    """The number of results of a search (loaded after the results, so typing stays fast)."""
+    _, filters = _search_form()
+    return render_template(
+        "customers/_count.html", total=customer_match_count(filters), filters=filters
+    )
 
 
 @bp.get("/export.csv")
