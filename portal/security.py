@@ -26,6 +26,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 REVOKED_KEY = "portal:revoked-session:{}"
+SEEN_AT_RESOLUTION = 60  # seconds
 
 
 def role_required(*roles: str):
@@ -111,7 +112,9 @@ def init_app(app: Flask) -> None:
             session.clear()
             flash("Su sesión expiró. Inicie sesión nuevamente.", "warning")
             return
-        session["seen_at"] = time.time()
+        if time.time() - session.get("seen_at", 0) > SEEN_AT_RESOLUTION:
+            # Only a minute's precision is needed: this spares a new cookie on every request.
+            session["seen_at"] = time.time()
         # Resolving the user now sets the organization before any view touches the database.
         current_user.is_authenticated  # noqa: B018
 
