@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from redis import Redis
 
 from portal import create_app
@@ -62,6 +62,9 @@ def app(services, owner_engine):
     )
     application = create_app(config)
     with application.app_context():
+        # Every revision must also go back down cleanly: up, all the way down, up again.
+        upgrade()
+        downgrade(revision="base")
         upgrade()
     factories.bind(application)
     return application

@@ -231,6 +231,7 @@ def downgrade():
     op.execute("DROP FUNCTION customer_search_terms(TEXT)")
     op.execute("DROP POLICY customer_segments_search ON customer_segments")
     op.execute("DROP POLICY customers_search ON customers")
+    op.execute("DROP INDEX idx_customers_email_prefix")
     op.execute(
         """
         ALTER TABLE customers
@@ -248,4 +249,3 @@ def downgrade():
         """
     )
     op.execute("DROP FUNCTION search_normalize(TEXT)")
-    op.execute("DROP INDEX IF EXISTS idx_customers_name_nearest")
