@@ -138,8 +138,11 @@ def upgrade():
                       AND $9::text IS NULL AND c.organization_id = $1
                       AND ($11::uuid IS NULL OR (1::float8 - (c.search_name OPERATOR(public.<->>) $2)::float8,
                                                   c.customer_id) < ($10::float8, $11::uuid))
-                    ORDER BY c.search_name OPERATOR(public.<->>) $2, c.customer_id DESC
-                    LIMIT $12
+                    -- Distance alone, so the GiST index yields rows in order and stops early
+                    -- (a second sort key would sort the whole organization); the margin lets
+                    -- the final (rank, id) order see ties around the page boundary.
+                    ORDER BY c.search_name OPERATOR(public.<->>) $2
+                    LIMIT $12 + 200
                 ) AS nearest
                 WHERE nearest.rank >= 0.5
                 UNION ALL
