@@ -113,3 +113,20 @@ def test_worker_runs_each_job_inside_its_organization(app, org_a, org_b):
 def test_pages_work_without_javascript_for_reading(login_as, path):
     response = login_as("org_admin").get(path)
     assert response.status_code == 200 and "<table" in response.text
+
+
+def test_seed_demo_is_idempotent_and_bulk_loads_more_customers(app):
+    from portal.customers.services import customer_count
+    from portal.db import organization_scope
+    from portal.seed import DEMO_ORG_ID, OTHER_ORG_ID
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0 and "Demo data created." in first.output
+    again = runner.invoke(args=["seed-demo", "--customers", "500"])
+    assert "already present" in again.output and "Loaded 500 generated customers." in again.output
+    with app.app_context():
+        with organization_scope(DEMO_ORG_ID):
+            assert customer_count() == 800
+        with organization_scope(OTHER_ORG_ID):
+            assert customer_count() == 60
