@@ -328,3 +328,27 @@ def test_events_for_two_organizations_stay_in_their_own(app, client, org_a, org_
         factories.customer_row(org_b.organization_id, theirs.customer_id).loyalty_tier == "silver"
     )
     assert len(_inbox(org_a)) == 1 and len(_inbox(org_b)) == 1
+
+
+def test_order_events_schedule_one_debounced_segment_recompute(app, client, org_a, customer):
+    from rq.registry import ScheduledJobRegistry
+
+    for _ in range(3):
+        _post(
+            client,
+            _event(
+                org_a,
+                "orders.order.completed",
+                customer_id=str(customer.customer_id),
+                order_id=str(uuid.uuid4()),
+                total="10.00",
+                completed_at=datetime.now(UTC).isoformat(),
+            ),
+        )
+        _work(app)
+    with app.app_context():
+        scheduled = ScheduledJobRegistry(queue=queue()).get_job_ids()
+        jobs = [queue().fetch_job(job_id) for job_id in scheduled]
+    assert [job.args[:2] for job in jobs] == [
+        ("portal.segments.jobs:segments_recompute_job", str(org_a.organization_id))
+    ]
