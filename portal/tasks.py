@@ -27,14 +27,24 @@ def queue() -> Queue:
 
 
 def enqueue_scoped(
-    function_path: str, *, organization_id: uuid.UUID, delay: timedelta | None = None, **kwargs
+    function_path: str,
+    *,
+    organization_id: uuid.UUID,
+    delay: timedelta | None = None,
+    timeout: int = 180,
+    **kwargs,
 ):
     """Enqueue `module:function` to run inside one organization's scope (now or after a delay).
 
-    Transient failures (a lost connection, a deadlock) are retried with backoff.
+    Transient failures (a lost connection, a deadlock) are retried with backoff; `timeout` is
+    how long one run may take before RQ stops it.
     """
     arguments = (run_scoped, function_path, str(organization_id), kwargs)
-    options = {"description": function_path, "retry": Retry(max=3, interval=[5, 30, 120])}
+    options = {
+        "description": function_path,
+        "retry": Retry(max=3, interval=[5, 30, 120]),
+        "job_timeout": timeout,
+    }
     if delay is not None:
         return queue().enqueue_in(delay, *arguments, **options)
     return queue().enqueue(*arguments, **options)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal.auth.models import Organization
 from portal.db import organization_scope
@@ -157,6 +156,22 @@ def validate_envelope(raw, position: int) -> Envelope:
     )
 
 
+# One statement per organization and batch: unnest() arrays, not a 1,000-row VALUES list
+# (compiling that list was most of the request's time, docs/benchmarks-worker.md).
+_INBOX_INSERT = sa.text(
+    """
+    INSERT INTO event_inbox (organization_id, event_id, event_type, occurred_at, payload,
+                             payload_hash)
+    SELECT :org, event_id, event_type, occurred_at, payload, payload_hash
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:times AS timestamptz[]),
+                CAST(:payloads AS jsonb[]), CAST(:hashes AS text[]))
+         AS e(event_id, event_type, occurred_at, payload, payload_hash)
+    ON CONFLICT (organization_id, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+
+
 def inbox_write(envelopes: list[Envelope]) -> list[dict]:
     """Store the events (idempotent per event id) in their organizations' scopes; one transaction.
 
@@ -172,22 +187,15 @@ def inbox_write(envelopes: list[Envelope]) -> list[dict]:
                 raise IngestError(422, f"Organización desconocida: {organization_id}.")
             inserted = set(
                 db.session.scalars(
-                    pg_insert(InboxEvent)
-                    .values(
-                        [
-                            {
-                                "organization_id": organization_id,
-                                "event_id": e.event_id,
-                                "event_type": e.event_type,
-                                "occurred_at": e.occurred_at,
-                                "payload": e.payload,
-                                "payload_hash": e.payload_hash,
-                            }
-                            for e in group
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=["organization_id", "event_id"])
-                    .returning(InboxEvent.event_id)
+                    _INBOX_INSERT,
+                    {
+                        "org": organization_id,
+                        "ids": [e.event_id for e in group],
+                        "types": [e.event_type for e in group],
+                        "times": [e.occurred_at for e in group],
+                        "payloads": [json.dumps(e.payload, ensure_ascii=False) for e in group],
+                        "hashes": [e.payload_hash for e in group],
+                    },
                 )
             )
             stored = dict(

@@ -12,6 +12,8 @@ from portal.tasks import enqueue_scoped, redis_connection
 
 DEBOUNCE_SECONDS = 60
 DEBOUNCE_KEY = "portal:segments:debounce:{}"
+# 1M customers take ~40 s on 2 shared cores (docs/benchmarks-worker.md); leave ample room.
+RECOMPUTE_TIMEOUT = 1800
 
 
 def _progress(percent: int, stage: str) -> None:
@@ -31,11 +33,18 @@ def segments_recompute_job() -> int:
     return written
 
 
+def _enqueue_recompute(organization_id, delay: timedelta | None = None):
+    return enqueue_scoped(
+        "portal.segments.jobs:segments_recompute_job",
+        organization_id=organization_id,
+        delay=delay,
+        timeout=RECOMPUTE_TIMEOUT,
+    )
+
+
 def segments_recompute_start():
     """Queue a recompute for the current organization now (the segments page button)."""
-    return enqueue_scoped(
-        "portal.segments.jobs:segments_recompute_job", organization_id=current_organization_id()
-    )
+    return _enqueue_recompute(current_organization_id())
 
 
 def segments_recompute_soon() -> None:
@@ -44,11 +53,7 @@ def segments_recompute_soon() -> None:
     if redis_connection().set(
         DEBOUNCE_KEY.format(organization_id), 1, nx=True, ex=DEBOUNCE_SECONDS
     ):
-        enqueue_scoped(
-            "portal.segments.jobs:segments_recompute_job",
-            organization_id=organization_id,
-            delay=timedelta(seconds=DEBOUNCE_SECONDS),
-        )
+        _enqueue_recompute(organization_id, delay=timedelta(seconds=DEBOUNCE_SECONDS))
 
 
 def segments_nightly() -> int:
@@ -56,7 +61,5 @@ def segments_nightly() -> int:
     organizations = list(db.session.scalars(sa.text("SELECT organization_ids()")))
     db.session.rollback()
     for organization_id in organizations:
-        enqueue_scoped(
-            "portal.segments.jobs:segments_recompute_job", organization_id=organization_id
-        )
+        _enqueue_recompute(organization_id)
     return len(organizations)
