@@ -19,7 +19,6 @@ import math
 import os
 import queue
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import psutil
 import sqlalchemy as sa
+
+from portal.embedded import process_stop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ORG_ID = uuid.UUID("00000000-0000-4000-8000-00000000e001")
@@ -153,18 +154,6 @@ def gunicorn_start(port: int, env: dict, log_path: Path, workers: int, threads: 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def process_stop(process: subprocess.Popen) -> None:
-    """SIGTERM a process we started, then SIGKILL its group if it is still there after 15 s."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 def wait_http_ready(port: int, process: subprocess.Popen, log_path: Path) -> None:

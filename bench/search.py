@@ -35,6 +35,8 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
+from portal.embedded import process_stop
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_ORG = (uuid.UUID("00000000-0000-4000-8000-00000000b001"), "Bench Retail PA", 0, "correo.pa")
 OTHER_ORGS = [
@@ -591,18 +593,6 @@ def gunicorn_start(target: str, port: int, env: dict, log_path: Path, args) -> s
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def process_stop(process: subprocess.Popen) -> None:
-    """SIGTERM a process we started, then SIGKILL its group if it is still there after 15 s."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 def wait_ready(port: int, path: str, process: subprocess.Popen, log_path: Path) -> None:

@@ -129,11 +129,11 @@ def start_redis(data_dir: Path) -> tuple[str, subprocess.Popen]:
     else:
         process.kill()
         raise RuntimeError("Embedded Redis did not start; see " + str(redis_dir / "redis.log"))
-    atexit.register(_stop, process)
+    atexit.register(process_stop, process)
     return f"redis://127.0.0.1:{port}/0", process
 
 
-def _stop(process: subprocess.Popen) -> None:
+def process_stop(process: subprocess.Popen) -> None:
     """SIGTERM the process's group, then SIGKILL it if it is still there after 15 s."""
     if process.poll() is not None:
         return
@@ -221,7 +221,7 @@ def serve(port: int, seed: bool = True) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
         for child in children:
-            _stop(child)
+            process_stop(child)
         print("Stopped web and worker; stopping Redis and PostgreSQL.", flush=True)
 
 
