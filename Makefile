@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test install assets chromium lint format bench clean
+.PHONY: run test install assets chromium lint format bench bench-worker clean
 
 run: install
 	$(PY) -m portal.embedded serve --port $(PORT)
@@ -43,8 +43,13 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Benchmarks (not tests): docs/benchmarks.md and docs/benchmarks-worker.md record their figures.
 bench: install
 	$(PY) -m bench.search $(BENCH_ARGS)
+
+bench-worker: install
+	$(PY) -m bench.events $(BENCH_ARGS)
+	$(PY) -m bench.segments $(BENCH_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache
