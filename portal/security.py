@@ -58,7 +58,12 @@ def load_user(user_id: str):
         return None
     set_organization(organization_id)
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
-    if user is None or not user.is_active:
+    started = session.get("auth_at", 0)
+    if (
+        user is None
+        or not user.is_active
+        or (user.sessions_valid_after and started < user.sessions_valid_after.timestamp())
+    ):
         set_organization(None)
         return None
     g.log_organization_id = str(organization_id)

@@ -180,3 +180,12 @@ def test_users_cli_refuses_a_short_password(app, org_a):
         ]
     )
     assert result.exit_code != 0 and "al menos 12" in result.output
+
+
+def test_a_password_reset_ends_the_users_existing_sessions(app, login_as, admin, org_a):
+    victim = login_as("credit_staff")
+    assert victim.get("/customers/").status_code == 200
+    admin.get("/users/")
+    admin.post(f"/users/{org_a.users['credit_staff'].staff_user_id}/reset-password")
+    assert victim.get("/customers/").status_code == 302  # the old session no longer works
+    assert admin.get("/users/").status_code == 200  # the admin's own session is untouched

@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -99,6 +100,8 @@ def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) ->
         raise StaffUserError("No puede desactivar su propia cuenta.")
     before = _snapshot(user)
     user.is_active = active
+    if not active:
+        user.sessions_valid_after = datetime.now(UTC)
     audit_record(
         action="staff.activated" if active else "staff.deactivated",
         entity_type="staff_user",
@@ -112,6 +115,8 @@ def staff_user_reset_password(*, user: StaffUser) -> str:
     """Give the user a new random temporary password, shown once to the admin, and unlock them."""
     temporary = secrets.token_urlsafe(12)
     user.password_hash = password_hash(temporary)
+    # Same clock as the session's auth_at: whoever holds the old password is logged out.
+    user.sessions_valid_after = datetime.now(UTC)
     user.failed_login_count = 0
     user.locked_until = None
     audit_record(
