@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from portal.embedded import process_stop
+from portal.embedded import gunicorn_command, process_stop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ORG_ID = uuid.UUID("00000000-0000-4000-8000-00000000e001")
@@ -133,22 +133,7 @@ def gunicorn_start(port: int, env: dict, log_path: Path, workers: int, threads: 
     """gunicorn serving portal.wsgi:app on 127.0.0.1:port in its own process group."""
     with log_path.open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--graceful-timeout",
-                "5",
-                "--chdir",
-                str(PROJECT_ROOT),
-                "portal.wsgi:app",
-            ],
+            gunicorn_command(port, workers=workers, threads=threads),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

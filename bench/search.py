@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from portal.embedded import process_stop
+from portal.embedded import gunicorn_command, process_stop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_ORG = (uuid.UUID("00000000-0000-4000-8000-00000000b001"), "Bench Retail PA", 0, "correo.pa")
@@ -558,36 +558,11 @@ def plans_analyze(owner_url: str, mix: list[Query]) -> None:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def _gunicorn_options() -> list[str]:
-    """Options this gunicorn version needs: no shared control socket (gunicorn >= 25)."""
-    from gunicorn.config import KNOWN_SETTINGS
-
-    # Two servers (and anybody's `make run`) would otherwise fight over ~/.gunicorn/gunicorn.ctl.
-    names = {setting.name for setting in KNOWN_SETTINGS}
-    return ["--no-control-socket"] if "control_socket_disable" in names else []
-
-
 def gunicorn_start(target: str, port: int, env: dict, log_path: Path, args) -> subprocess.Popen:
     """gunicorn serving `target` on 127.0.0.1:port in its own process group, logging to a file."""
     with log_path.open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-                "--graceful-timeout",
-                "5",
-                "--chdir",
-                str(PROJECT_ROOT),
-                *_gunicorn_options(),
-                target,
-            ],
+            gunicorn_command(port, workers=args.workers, threads=args.threads, target=target),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -99,30 +99,9 @@ def purchase_rows(customer_ids: list[uuid.UUID], rng: random.Random, now: dateti
 
 def purchases_bulk_load(organization_id: uuid.UUID, rows) -> int:
     """COPY purchases into a temp table, then one INSERT … SELECT in the organization's scope."""
-    from portal.db import organization_scope
-    from portal.extensions import db
+    from portal.seed import bulk_load
 
-    columns = ", ".join(PURCHASE_COLUMNS)
-    with organization_scope(organization_id):
-        connection = db.session.connection()
-        connection.exec_driver_sql(
-            f"CREATE TEMP TABLE purchases_load ON COMMIT DROP AS "
-            f"SELECT {columns} FROM purchases WITH NO DATA"
-        )
-        raw = connection.connection.driver_connection
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY purchases_load ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        inserted = connection.exec_driver_sql(
-            f"INSERT INTO purchases (organization_id, {columns}) "
-            f"SELECT %(org)s, {columns} FROM purchases_load",
-            {"org": organization_id},
-        ).rowcount
-        db.session.commit()
-    return inserted
+    return bulk_load("purchases", PURCHASE_COLUMNS, organization_id, rows)
 
 
 def owner_scoped(owner: sa.Engine, organization_id: uuid.UUID, *statements: str) -> None:

@@ -172,6 +172,33 @@ def _prepare(seed: bool) -> None:
             demo_seed()
 
 
+def gunicorn_command(
+    port: int, *, workers: int = 2, threads: int = 4, target: str = "portal.wsgi:app"
+) -> list[str]:
+    """The gunicorn command line for `target` on 127.0.0.1:port (make run, benchmarks)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "5",
+        "--chdir",
+        str(PROJECT_ROOT),
+    ]
+    # Two servers on one machine would otherwise fight over ~/.gunicorn/gunicorn.ctl (>= 25).
+    if "control_socket_disable" in {setting.name for setting in KNOWN_SETTINGS}:
+        command.append("--no-control-socket")
+    return [*command, target]
+
+
 def serve(port: int, seed: bool = True) -> int:
     """Run the whole portal locally until interrupted."""
     data_dir = Path(os.environ.get("PORTAL_DATA_DIR", PROJECT_ROOT / ".data"))
@@ -181,25 +208,7 @@ def serve(port: int, seed: bool = True) -> int:
     _prepare(seed)
     # Own process groups: Ctrl-C reaches only this process, which stops the rest in order.
     children = [
-        subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "5",
-                "--chdir",
-                str(PROJECT_ROOT),
-                "portal.wsgi:app",
-            ],
-            start_new_session=True,
-        ),
+        subprocess.Popen(gunicorn_command(port), start_new_session=True),  # noqa: S603
         subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], start_new_session=True),  # noqa: S603
         subprocess.Popen(  # noqa: S603
             [sys.executable, str(PROJECT_ROOT / "worker.py"), "--scheduler"], start_new_session=True

@@ -209,29 +209,34 @@ def customer_rows(count: int, *, start: int = 0, seed: int = 2026, email_domain:
         )
 
 
-def customers_bulk_load(organization_id: uuid.UUID, rows) -> int:
-    """Load customer rows for one organization with COPY into a temp table and one INSERT."""
-    columns = ", ".join(CUSTOMER_COLUMNS)
+def bulk_load(table: str, columns: list[str], organization_id: uuid.UUID, rows) -> int:
+    """Load rows into a tenant table with COPY into a temp table and one INSERT under RLS."""
+    names = ", ".join(columns)
     with organization_scope(organization_id):
         connection = db.session.connection()
         connection.exec_driver_sql(
-            f"CREATE TEMP TABLE customers_load ON COMMIT DROP AS "
-            f"SELECT {columns} FROM customers WITH NO DATA"
+            f"CREATE TEMP TABLE {table}_load ON COMMIT DROP AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
         )
         raw = connection.connection.driver_connection
         with (
             raw.cursor() as cursor,
-            cursor.copy(f"COPY customers_load ({columns}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {table}_load ({names}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
         inserted = connection.exec_driver_sql(
-            f"INSERT INTO customers (organization_id, {columns}) "
-            f"SELECT %(org)s, {columns} FROM customers_load",
+            f"INSERT INTO {table} (organization_id, {names}) "
+            f"SELECT %(org)s, {names} FROM {table}_load",
             {"org": organization_id},
         ).rowcount
         db.session.commit()
     return inserted
+
+
+def customers_bulk_load(organization_id: uuid.UUID, rows) -> int:
+    """Load customer rows (CUSTOMER_COLUMNS order) for one organization."""
+    return bulk_load("customers", CUSTOMER_COLUMNS, organization_id, rows)
 
 
 def _organization(organization_id: uuid.UUID, name: str) -> bool:
