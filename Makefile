@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test install assets chromium lint format bench bench-worker clean
+.PHONY: run test install assets chromium lint format bench bench-worker schema-doc clean
 
 run: install
 	$(PY) -m portal.embedded serve --port $(PORT)
@@ -50,6 +50,10 @@ bench: install
 bench-worker: install
 	$(PY) -m bench.events $(BENCH_ARGS)
 	$(PY) -m bench.segments $(BENCH_ARGS)
+
+# docs/schema.md from a database migrated from empty (a test fails when it is stale).
+schema-doc: install
+	$(PY) -m portal.schema_doc
 
 clean:
 	rm -rf .data .pytest_cache
