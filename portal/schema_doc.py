@@ -45,7 +45,8 @@ SELECT conname, pg_get_constraintdef(oid) AS definition
  ORDER BY contype = 'p' DESC, conname
 """
 INDEXES = """
-SELECT i.relname, pg_get_indexdef(i.oid) AS definition, obj_description(i.oid, 'pg_class') AS comment
+SELECT i.relname, pg_get_indexdef(i.oid) AS definition,
+       obj_description(i.oid, 'pg_class') AS comment
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
  WHERE x.indrelid = :oid
    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
@@ -103,9 +104,11 @@ def _table_section(connection: sa.Connection, table) -> list[str]:
         (
             "Policies",
             POLICIES,
-            lambda row: f"- `{row.polname}` ({POLICY_COMMANDS[row.polcmd]}): "
-            f"USING `{row.using_expr}`"
-            + (f" WITH CHECK `{row.check_expr}`" if row.check_expr else ""),
+            lambda row: (
+                f"- `{row.polname}` ({POLICY_COMMANDS[row.polcmd]}): "
+                f"USING `{row.using_expr}`"
+                + (f" WITH CHECK `{row.check_expr}`" if row.check_expr else "")
+            ),
         ),
         ("Triggers", TRIGGERS, lambda row: f"- `{row.definition}`"),
     ]
@@ -124,7 +127,8 @@ def schema_markdown(connection: sa.Connection) -> str:
     views = connection.execute(sa.text(VIEWS)).all()
     if views:
         lines += ["## Views", ""]
-        lines += [f"- `{view.relname}` {', '.join(view.reloptions or [])}".rstrip() for view in views]
+        for view in views:
+            lines.append(f"- `{view.relname}` {', '.join(view.reloptions or [])}".rstrip())
         lines.append("")
     functions = connection.execute(sa.text(FUNCTIONS)).all()
     if functions:
