@@ -1,5 +1,8 @@
 """Login, logout and the landing redirect."""
 
+import unicodedata
+from urllib.parse import unquote, urlsplit
+
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -15,10 +18,35 @@ def _login_failed(response) -> bool:
     return g.get("login_failed", False)
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("auth.home")
+def _unsafe_character(text: str) -> bool:
+    return "\\" in text or any(
+        character.isspace() or unicodedata.category(character).startswith("C") for character in text
+    )
+
+
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path of this site, otherwise the home page.
+
+    Browsers strip tabs and newlines, treat a backslash as a slash and tolerate leading spaces,
+    so `/\\evil`, `/%09/evil` or ` //evil` would leave the site: any of those characters, raw or
+    percent-decoded, any scheme or host, and anything that is not a single-slash path is refused.
+    """
+    if not target:
+        return url_for("auth.home")
+    for text in (target, unquote(target)):
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # e.g. an unclosed IPv6 host
+            return url_for("auth.home")
+        if (
+            _unsafe_character(text)
+            or parts.scheme
+            or parts.netloc
+            or not text.startswith("/")
+            or text.startswith("//")
+        ):
+            return url_for("auth.home")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -37,7 +65,7 @@ def login():
         result = staff_authenticate(email=form.email.data, password=form.password.data)
         if result.user is not None:
             session_start(result.user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         g.login_failed = True
         form.form_errors.append(result.error)
         status = 401
