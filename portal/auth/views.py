@@ -1,17 +1,24 @@
-"""Login, logout and the landing redirect."""
+"""Login, logout, password change and the landing redirect."""
 
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal.auth import bp
-from portal.auth.forms import LoginForm
+from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.models import ROLES
-from portal.auth.services import session_end, session_start, staff_authenticate
-from portal.extensions import limiter
+from portal.auth.services import (
+    PasswordError,
+    session_end,
+    session_start,
+    staff_authenticate,
+    staff_password_change,
+)
+from portal.extensions import db, limiter
 from portal.security import role_required
+from portal.validation import form_error
 
 
 def _login_failed(response) -> bool:
@@ -65,6 +72,8 @@ def login():
         result = staff_authenticate(email=form.email.data, password=form.password.data)
         if result.user is not None:
             session_start(result.user)
+            if session.get("password_change_required"):
+                return redirect(url_for("auth.password_change"))
             return redirect(safe_next(request.args.get("next")))
         g.login_failed = True
         form.form_errors.append(result.error)
@@ -72,6 +81,33 @@ def login():
     elif form.is_submitted():
         status = 400
     return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@role_required(*ROLES)
+def password_change():
+    """Change one's own password; the other sessions end, this one goes on."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            staff_password_change(
+                staff_user_id=current_user.staff_user_id,
+                current_password=form.current_password.data,
+                new_password=form.password.data,
+            )
+        except PasswordError as error:
+            db.session.rollback()
+            form_error(form, str(error), error.field)
+        else:
+            session_start(current_user._get_current_object())
+            flash("Contraseña cambiada. Sus otras sesiones se cerraron.", "success")
+            return redirect(url_for("auth.home"))
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "auth/password_change.html",
+        form=form,
+        required=session.get("password_change_required", False),
+    ), status
 
 
 @bp.post("/logout")
