@@ -252,3 +252,12 @@ def test_the_users_page_links_to_the_confirmation_pages(admin, org_a):
     user = org_a.users["credit_staff"]
     assert f'href="/users/{user.staff_user_id}/active/off"' in page
     assert f'href="/users/{user.staff_user_id}/reset-password"' in page
+
+
+def test_guessing_the_current_password_through_the_change_form_is_throttled(app, login_as, org_a):
+    client = login_as("branch_staff")
+    for attempt in range(10):
+        assert _change(client, f"adivinanza {attempt}", NEW_PASSWORD).status_code == 400
+    assert _change(client, factories.TEST_PASSWORD, NEW_PASSWORD).status_code == 429
+    other = login_as("credit_staff")  # the limit is per user
+    assert _change(other, factories.TEST_PASSWORD, NEW_PASSWORD).status_code == 302

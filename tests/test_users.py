@@ -114,6 +114,8 @@ def test_an_email_used_in_another_organization_is_not_revealed(app, admin, org_a
     mine = PortalClient(app.test_client())
     assert mine.login(taken, "otra clave muy distinta").headers["Location"] == "/password"
     assert "Homónimo" in mine.get("/password").text
+    # Logging in to one account never counts as a failure against the other.
+    assert _users(app, org_b.organization_id)[taken].failed_login_count == 0
 
 
 @pytest.mark.parametrize(

@@ -83,8 +83,22 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
+# Someone holding a session must not guess its owner's password through this form.
+CHANGE_FORM_FAILURES_LIMIT = "10 per 15 minutes"
+
+
+def _password_change_key() -> str:
+    return f"password-change:{current_user.get_id()}"
+
+
 @bp.route("/password", methods=["GET", "POST"])
 @role_required(*ROLES)
+@limiter.limit(
+    CHANGE_FORM_FAILURES_LIMIT,
+    key_func=_password_change_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+)
 def password_change():
     """Change one's own password; the other sessions end, this one goes on."""
     form = PasswordChangeForm()
@@ -97,6 +111,7 @@ def password_change():
             )
         except PasswordError as error:
             db.session.rollback()
+            g.login_failed = error.field == "current_password"
             form_error(form, str(error), error.field)
         else:
             session_start(current_user._get_current_object())
