@@ -31,7 +31,7 @@ REVOKED_KEY = "portal:revoked-session:{}"
 SEEN_AT_RESOLUTION = 60  # seconds
 SESSION_ENDED = "Su sesión expiró. Inicie sesión nuevamente."
 # What a user whose password is temporary may still reach before changing it.
-PASSWORD_CHANGE_ENDPOINTS = {"auth.password_change", "auth.logout", "static"}
+PASSWORD_CHANGE_ENDPOINTS = {"auth.password_change", "auth.logout"}
 
 
 def role_required(*roles: str):
