@@ -1,15 +1,17 @@
 """Sessions, roles and response headers: the rules every request goes through."""
 
 import functools
+import hashlib
 import time
 import uuid
 
 import sqlalchemy as sa
-from flask import Flask, abort, current_app, flash, g, request, session
+from flask import Flask, Response, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
 from portal.db import forget_organization, set_organization
 from portal.extensions import db, login_manager
+from portal.htmx import is_htmx
 from portal.tasks import redis_connection
 
 CSP = (
@@ -27,6 +29,9 @@ SECURITY_HEADERS = {
 }
 REVOKED_KEY = "portal:revoked-session:{}"
 SEEN_AT_RESOLUTION = 60  # seconds
+SESSION_ENDED = "Su sesión expiró. Inicie sesión nuevamente."
+# What a user whose password is temporary may still reach before changing it.
+PASSWORD_CHANGE_ENDPOINTS = {"auth.password_change", "auth.logout"}
 
 
 def role_required(*roles: str):
@@ -78,16 +83,38 @@ def session_revoke(sid: str | None) -> None:
         redis_connection().set(REVOKED_KEY.format(sid), 1, ex=ttl)
 
 
-def _session_expired() -> bool:
-    now = time.time()
+def session_fingerprint() -> str:
+    """What ties a session to the browser that logged in: a digest of its User-Agent.
+
+    Not the address: staff behind mobile networks and proxies change it during a shift.
+    """
+    user_agent = request.headers.get("User-Agent", "")
+    return hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _session_valid() -> bool:
+    """A logged-in session carries all its markers, is within its timers, from this browser."""
     config = current_app.config
-    authenticated_at = session.get("auth_at", 0)
-    seen_at = session.get("seen_at", 0)
+    now = time.time()
+    try:
+        authenticated_at, seen_at = float(session["auth_at"]), float(session["seen_at"])
+        sid, fingerprint = session["sid"], session["fingerprint"]
+    except (KeyError, TypeError, ValueError):
+        return False  # a cookie without the markers would skip every check below
     return (
-        now - authenticated_at > config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds()
-        or now - seen_at > config["SESSION_IDLE_TIMEOUT"].total_seconds()
-        or bool(redis_connection().exists(REVOKED_KEY.format(session.get("sid"))))
+        isinstance(sid, str)
+        and fingerprint == session_fingerprint()
+        and now - authenticated_at <= config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds()
+        and now - seen_at <= config["SESSION_IDLE_TIMEOUT"].total_seconds()
+        and not redis_connection().exists(REVOKED_KEY.format(sid))
     )
+
+
+def _redirect(location: str):
+    """A redirect that htmx follows with a full page load rather than swapping it into a part."""
+    if is_htmx():
+        return Response(status=204, headers={"HX-Redirect": location})
+    return redirect(location)
 
 
 def init_app(app: Flask) -> None:
@@ -109,19 +136,26 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def scope_request():
         set_organization(None)
-        if request.endpoint == "static" or "sid" not in session:
-            return
-        if _session_expired():
-            session_revoke(session.get("sid"))
+        if request.endpoint == "static" or ("sid" not in session and "_user_id" not in session):
+            return None
+        if not _session_valid():
+            sid = session.get("sid")
+            session_revoke(sid if isinstance(sid, str) else None)
             logout_user()
             session.clear()
-            flash("Su sesión expiró. Inicie sesión nuevamente.", "warning")
-            return
-        if time.time() - session.get("seen_at", 0) > SEEN_AT_RESOLUTION:
+            flash(SESSION_ENDED, "warning")
+            return None
+        if time.time() - session["seen_at"] > SEEN_AT_RESOLUTION:
             # Only a minute's precision is needed: this spares a new cookie on every request.
             session["seen_at"] = time.time()
         # Resolving the user now sets the organization before any view touches the database.
-        current_user.is_authenticated  # noqa: B018
+        if (
+            current_user.is_authenticated
+            and session.get("password_change_required")
+            and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS
+        ):
+            return _redirect(url_for("auth.password_change"))
+        return None
 
     @app.teardown_appcontext
     def clear_scope(exception=None):

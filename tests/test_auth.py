@@ -1,11 +1,14 @@
 """Staff login: credentials, lockout, throttling, CSRF, session rotation, timeouts, roles."""
 
+import re
 import time
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from portal.auth.models import ROLES, StaffUser
+from portal.auth.services import login_backoff
 from portal.db import organization_scope
 from portal.extensions import db
 from tests import factories
@@ -57,14 +60,85 @@ def test_inactive_user_cannot_log_in(app, client, org_a):
     assert "Correo o contraseña incorrectos." in response.text
 
 
-def test_account_locks_after_repeated_failures(app, client, org_a):
-    user = org_a.users["credit_staff"]
+def _form_error(response) -> str:
+    match = re.search(r'<p class="form-error" role="alert">[^<]*</p>', response.text)
+    assert match, response.text
+    return match.group(0)
+
+
+def _fail_until_backoff(app, client, user) -> None:
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert client.login(user.email, "not the password").status_code == 401
-    response = client.login(user.email)  # even the right password is refused while locked
-    assert response.status_code == 401
-    assert "bloqueada temporalmente" in response.text
+
+
+def _let_backoff_pass(app, user) -> None:
+    """Time passes: the account's back-off ends (without sleeping in a test)."""
+    with app.app_context(), organization_scope(user.organization_id):
+        db.session.execute(
+            sa.update(StaffUser)
+            .where(StaffUser.staff_user_id == user.staff_user_id)
+            .values(locked_until=sa.func.now() - sa.text("interval '1 second'"))
+        )
+        db.session.commit()
+
+
+def test_backed_off_account_and_unknown_email_get_byte_identical_errors(app, client, org_a):
+    user = org_a.users["credit_staff"]
+    _fail_until_backoff(app, client, user)
+    backed_off = client.login(user.email)  # even the right password is refused meanwhile
+    unknown = client.login("nadie@test.pa")
+    wrong = client.login(org_a.users["branch_staff"].email, "not the password")
+    assert backed_off.status_code == unknown.status_code == wrong.status_code == 401
+    assert _form_error(backed_off) == _form_error(unknown) == _form_error(wrong)
+    assert "Correo o contraseña incorrectos." in _form_error(backed_off)
+    assert "bloqueada" not in backed_off.text
     assert _user_row(app, user).locked_until is not None
+
+
+def test_owner_logs_in_once_the_backoff_has_passed(app, client, org_a):
+    user = org_a.users["credit_staff"]
+    _fail_until_backoff(app, client, user)
+    assert client.login(user.email).status_code == 401
+    _let_backoff_pass(app, user)
+    assert client.login(user.email).status_code == 302
+    row = _user_row(app, user)
+    assert row.failed_login_count == 0 and row.locked_until is None
+
+
+def test_each_failure_after_the_backoff_doubles_the_wait(app, client, org_a):
+    user = org_a.users["credit_staff"]
+    client.get("/login")
+    waits = []
+    for attempt in range(app.config["LOGIN_MAX_FAILURES"] + 3):
+        before = datetime.now(UTC)
+        assert client.login(user.email, "not the password").status_code == 401
+        after = datetime.now(UTC)
+        row = _user_row(app, user)
+        wait = login_backoff_for(app, attempt + 1)
+        if wait is None:
+            assert row.locked_until is None
+            continue
+        assert before + wait <= row.locked_until <= after + wait
+        waits.append(wait.total_seconds())
+        # An attempt during the back-off is not checked and does not count.
+        assert client.login(user.email, "not the password").status_code == 401
+        assert _user_row(app, user).failed_login_count == attempt + 1
+        _let_backoff_pass(app, user)
+    assert waits == [1, 2, 4, 8]
+
+
+def login_backoff_for(app, failures: int):
+    with app.app_context():
+        return login_backoff(failures)
+
+
+@pytest.mark.parametrize(
+    "failures, seconds",
+    [(1, None), (4, None), (5, 1), (6, 2), (10, 32), (14, 512), (15, 900), (200, 900)],
+)
+def test_login_backoff_is_exponential_and_capped_at_fifteen_minutes(app, failures, seconds):
+    backoff = login_backoff_for(app, failures)
+    assert (backoff.total_seconds() if backoff else None) == seconds
 
 
 def test_failed_logins_are_throttled_per_address(app, client, org_a, monkeypatch):
@@ -142,7 +216,39 @@ def test_deactivated_user_is_logged_out_at_the_next_request(app, login_as, org_a
     client = login_as("branch_staff")
     admin = login_as("org_admin")
     admin.get("/users/")
-    admin.post(f"/users/{org_a.users['branch_staff'].staff_user_id}/active/off")
+    admin.post(f"/users/{org_a.users['branch_staff'].staff_user_id}/active/off", {"confirm": "yes"})
+    assert client.get("/customers/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "missing", [("sid",), ("auth_at",), ("seen_at",), ("sid", "auth_at", "seen_at", "fingerprint")]
+)
+def test_a_cookie_without_the_session_markers_is_refused(app, login_as, missing):
+    """An old-style or forged cookie, signed with the app's key, names a user but no session."""
+    client = login_as("branch_staff")
+    with client.http.session_transaction() as session:
+        forged = {key: value for key, value in session.items() if key not in missing}
+    assert "_user_id" in forged
+    intruder = PortalClient(app.test_client())
+    with intruder.http.session_transaction() as session:
+        session.update(forged)
+    response = intruder.get("/customers/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    with intruder.http.session_transaction() as session:
+        assert "_user_id" not in session
+
+
+def test_a_different_user_agent_ends_the_session(app, login_as):
+    client = login_as("branch_staff")
+    assert client.get("/customers/").status_code == 200
+    with client.http.session_transaction() as session:
+        copied = dict(session)
+    thief = PortalClient(app.test_client())
+    with thief.http.session_transaction() as session:
+        session.update(copied)
+    response = thief.get("/customers/", headers={"User-Agent": "Mozilla/5.0 (otro equipo)"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    # The session itself is over, also for the browser it belonged to.
     assert client.get("/customers/").status_code == 302
 
 

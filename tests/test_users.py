@@ -60,12 +60,12 @@ def test_admin_creates_a_user_who_can_log_in(app, admin, org_a):
     )
 
 
-def test_duplicate_email_is_a_field_error_even_across_organizations(app, admin, org_a, org_b):
+def test_duplicate_email_in_the_own_organization_is_a_field_error(app, admin, org_a):
     before = _users(app, org_a.organization_id)
     response = admin.post(
         "/users/new",
         {
-            "email": org_b.users["org_admin"].email,
+            "email": org_a.users["credit_staff"].email,
             "full_name": "Copia",
             "roles": ["branch_staff"],
             "password": "una clave bien larga",
@@ -74,6 +74,48 @@ def test_duplicate_email_is_a_field_error_even_across_organizations(app, admin, 
     assert response.status_code == 400
     assert "Ya existe un usuario con ese correo." in response.text
     assert _users(app, org_a.organization_id).keys() == before.keys()
+
+
+def _create_response_shape(response) -> tuple:
+    return response.status_code, response.headers.get("Location")
+
+
+def test_an_email_used_in_another_organization_is_not_revealed(app, admin, org_a, org_b):
+    """Creating it answers exactly like a new address, and both accounts work on their own."""
+    taken = org_b.users["org_admin"].email
+    fresh = admin.post(
+        "/users/new",
+        {
+            "email": "nunca.usado@test.pa",
+            "full_name": "Nueva",
+            "roles": ["branch_staff"],
+            "password": "una clave bien larga",
+        },
+    )
+    admin.get("/users/new")
+    elsewhere = admin.post(
+        "/users/new",
+        {
+            "email": taken,
+            "full_name": "Homónimo",
+            "roles": ["branch_staff"],
+            "password": "otra clave muy distinta",
+        },
+    )
+    assert _create_response_shape(elsewhere) == _create_response_shape(fresh) == (302, "/users/")
+    assert f"Usuario {taken} creado." in admin.get("/users/").text
+    assert taken in _users(app, org_a.organization_id)
+    # The other organization's account is untouched and still logs in with its own password.
+    other = PortalClient(app.test_client())
+    assert other.login(taken).status_code == 302
+    assert other.get("/users/").status_code == 200
+    assert org_b.users["credit_staff"].email in other.get("/users/").text
+    # The new one logs in to organization A (to change its temporary password first).
+    mine = PortalClient(app.test_client())
+    assert mine.login(taken, "otra clave muy distinta").headers["Location"] == "/password"
+    assert "Homónimo" in mine.get("/password").text
+    # Logging in to one account never counts as a failure against the other.
+    assert _users(app, org_b.organization_id)[taken].failed_login_count == 0
 
 
 @pytest.mark.parametrize(
@@ -126,16 +168,23 @@ def test_admin_cannot_remove_own_admin_role_or_deactivate_self(app, admin, org_a
         f"/users/{me.staff_user_id}", {"full_name": "Yo", "roles": ["branch_staff"]}
     )
     assert response.status_code == 400
-    admin.post(f"/users/{me.staff_user_id}/active/off")
+    admin.post(f"/users/{me.staff_user_id}/active/off", {"confirm": "yes"})
     assert _users(app, org_a.organization_id)[me.email].roles == ["org_admin"]
     assert _users(app, org_a.organization_id)[me.email].is_active
 
 
+def _reset(admin, user) -> str:
+    """Reset through the confirmation page; the temporary password shown on the result page."""
+    admin.get(f"/users/{user.staff_user_id}/reset-password")
+    response = admin.post(f"/users/{user.staff_user_id}/reset-password", {"confirm": "yes"})
+    assert response.status_code == 303
+    page = admin.get(response.headers["Location"]).text
+    return re.search(r'id="temporary-password">([^<]+)<', page).group(1)
+
+
 def test_reset_password_shows_a_temporary_password_once_and_unlocks(app, admin, org_a):
     user = factories.staff_create(org_a.organization_id, ["branch_staff"], failed_login_count=3)
-    admin.get("/users/")
-    page = admin.post(f"/users/{user.staff_user_id}/reset-password").text
-    temporary = re.search(r'id="temporary-password">([^<]+)<', page).group(1)
+    temporary = _reset(admin, user)
     assert PortalClient(app.test_client()).login(user.email).status_code == 401
     assert PortalClient(app.test_client()).login(user.email, temporary).status_code == 302
     assert "staff.password_reset" in _audit_actions(app, org_a.organization_id)
@@ -185,7 +234,6 @@ def test_users_cli_refuses_a_short_password(app, org_a):
 def test_a_password_reset_ends_the_users_existing_sessions(app, login_as, admin, org_a):
     victim = login_as("credit_staff")
     assert victim.get("/customers/").status_code == 200
-    admin.get("/users/")
-    admin.post(f"/users/{org_a.users['credit_staff'].staff_user_id}/reset-password")
+    _reset(admin, org_a.users["credit_staff"])
     assert victim.get("/customers/").status_code == 302  # the old session no longer works
     assert admin.get("/users/").status_code == 200  # the admin's own session is untouched

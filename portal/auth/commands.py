@@ -24,7 +24,11 @@ def users_create(organization_id: uuid.UUID, email: str, full_name: str, roles, 
     with organization_scope(organization_id):
         try:
             user = staff_user_create(
-                email=email, full_name=full_name, roles=list(roles), password=password
+                email=email,
+                full_name=full_name,
+                roles=list(roles),
+                password=password,
+                temporary=False,
             )
             db.session.commit()
         except StaffUserError as error:

@@ -43,7 +43,11 @@ class StaffUser(TenantMixin, UserMixin, db.Model):
     roles: Mapped[list[str]] = mapped_column(ARRAY(sa.String(30)))
     is_active: Mapped[bool] = mapped_column(default=True)
     failed_login_count: Mapped[int] = mapped_column(default=0)
+    # Login back-off: no password of this account is checked before this moment.
     locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Set while the password is a temporary one an admin gave: it stops working at this moment
+    # and must be changed before anything else.
+    password_temporary_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Sessions that began before this moment are refused (password reset, deactivation).
     sessions_valid_after: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -9,10 +9,18 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.audit import audit_record
 from portal.auth.models import ROLES, StaffUser
-from portal.auth.services import password_hash
+from portal.auth.services import (
+    TEMPORARY_PASSWORD_LIFETIME,
+    PasswordError,
+    password_check,
+    password_hash,
+)
 from portal.extensions import db
+from portal.tasks import redis_connection
 
-PASSWORD_MIN_LENGTH = 12
+# A reset's temporary password waits here for the admin's next page load, then is gone.
+TEMPORARY_PASSWORD_KEY = "portal:temporary-password:{}:{}"  # noqa: S105 (sid, user id)
+TEMPORARY_PASSWORD_DISPLAY_SECONDS = 300
 
 
 class StaffUserError(ValueError):
@@ -49,17 +57,28 @@ def staff_user_get(staff_user_id: uuid.UUID) -> StaffUser | None:
     return db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
 
 
-def staff_user_create(*, email: str, full_name: str, roles: list[str], password: str) -> StaffUser:
-    """Create a staff user; the email must not be used by any other staff user."""
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise StaffUserError(
-            f"La contraseña debe tener al menos {PASSWORD_MIN_LENGTH} caracteres.", "password"
-        )
+def staff_user_create(
+    *, email: str, full_name: str, roles: list[str], password: str, temporary: bool
+) -> StaffUser:
+    """Create a staff user; the email must not be used by another user of this organization.
+
+    A `temporary` password (one an admin typed) expires like a reset's and must be changed at
+    the first login. Another organization's users are never consulted: an address may have an
+    account in several organizations, and nothing here tells whether it does.
+    """
+    email, full_name = email.strip().lower(), full_name.strip()
+    try:
+        password_check(password, user_inputs=[email, full_name])
+    except PasswordError as error:
+        raise StaffUserError(str(error), "password") from None
     user = StaffUser(
-        email=email.strip().lower(),
-        full_name=full_name.strip(),
+        email=email,
+        full_name=full_name,
         roles=_check_roles(roles),
         password_hash=password_hash(password),
+        password_temporary_until=(
+            datetime.now(UTC) + TEMPORARY_PASSWORD_LIFETIME if temporary else None
+        ),
     )
     try:
         with db.session.begin_nested():
@@ -112,16 +131,37 @@ def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) ->
 
 
 def staff_user_reset_password(*, user: StaffUser) -> str:
-    """Give the user a new random temporary password, shown once to the admin, and unlock them."""
+    """Give the user a new random temporary password (24 h, to be changed) and unlock them."""
     temporary = secrets.token_urlsafe(12)
+    now = datetime.now(UTC)
     user.password_hash = password_hash(temporary)
+    user.password_temporary_until = now + TEMPORARY_PASSWORD_LIFETIME
     # Same clock as the session's auth_at: whoever holds the old password is logged out.
-    user.sessions_valid_after = datetime.now(UTC)
+    user.sessions_valid_after = now
     user.failed_login_count = 0
     user.locked_until = None
     audit_record(
         action="staff.password_reset",
         entity_type="staff_user",
         entity_id=user.staff_user_id,
+        after={"password_temporary_until": user.password_temporary_until},
     )
     return temporary
+
+
+def temporary_password_hold(*, sid: str, staff_user_id: uuid.UUID, password: str) -> None:
+    """Keep a reset's password for the admin's next page (POST, redirect, GET), briefly."""
+    redis_connection().set(
+        TEMPORARY_PASSWORD_KEY.format(sid, staff_user_id),
+        password,
+        ex=TEMPORARY_PASSWORD_DISPLAY_SECONDS,
+    )
+
+
+def temporary_password_take(*, sid: str, staff_user_id: uuid.UUID) -> str | None:
+    """The held password, removed as it is read: a reload finds nothing."""
+    pipeline = redis_connection().pipeline()  # MULTI/EXEC: read and delete as one step
+    pipeline.get(TEMPORARY_PASSWORD_KEY.format(sid, staff_user_id))
+    pipeline.delete(TEMPORARY_PASSWORD_KEY.format(sid, staff_user_id))
+    password, _ = pipeline.execute()
+    return password.decode() if password is not None else None

@@ -2,7 +2,7 @@
 
 import uuid
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal.extensions import db
@@ -17,6 +17,8 @@ from portal.users.services import (
     staff_user_reset_password,
     staff_user_set_active,
     staff_user_update,
+    temporary_password_hold,
+    temporary_password_take,
 )
 from portal.validation import form_error
 
@@ -47,6 +49,7 @@ def create():
                 full_name=form.full_name.data,
                 roles=form.roles.data,
                 password=form.password.data,
+                temporary=True,
             )
         except StaffUserError as error:
             db.session.rollback()
@@ -81,27 +84,81 @@ def edit(staff_user_id: uuid.UUID):
     return render_template("users/form.html", form=form, user=user), status
 
 
-@bp.post("/<uuid:staff_user_id>/active/<any(on, off):state>")
+def _confirmed() -> bool:
+    # The confirmation page posts confirm=yes; a bare POST (a stray click, a forged form that
+    # skipped the page) only leads to the question.
+    return request.form.get("confirm") == "yes"
+
+
+def _confirmation(user, *, title: str, question: str, button: str):
+    return render_template(
+        "users/confirm.html", user=user, title=title, question=question, button=button
+    )
+
+
+@bp.route("/<uuid:staff_user_id>/active/off", methods=["GET", "POST"])
 @role_required("org_admin")
-def set_active(staff_user_id: uuid.UUID, state: str):
-    """Activate or deactivate a staff user."""
+def deactivate(staff_user_id: uuid.UUID):
+    """Ask, then deactivate a staff user: their sessions end at their next request."""
     user = _user_or_404(staff_user_id)
+    if request.method == "POST" and not _confirmed():
+        return redirect(url_for("users.deactivate", staff_user_id=staff_user_id), 303)
+    if request.method == "GET":
+        return _confirmation(
+            user,
+            title="Desactivar usuario",
+            question="No podrá iniciar sesión y sus sesiones abiertas se cerrarán.",
+            button="Sí, desactivar",
+        )
     try:
-        staff_user_set_active(user=user, active=state == "on", actor=current_user)
+        staff_user_set_active(user=user, active=False, actor=current_user)
     except StaffUserError as error:
         db.session.rollback()
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash("Usuario activado." if state == "on" else "Usuario desactivado.", "success")
+        flash("Usuario desactivado.", "success")
     return redirect(url_for("users.index"))
 
 
-@bp.post("/<uuid:staff_user_id>/reset-password")
+@bp.post("/<uuid:staff_user_id>/active/on")
+@role_required("org_admin")
+def activate(staff_user_id: uuid.UUID):
+    """Activate a staff user again."""
+    user = _user_or_404(staff_user_id)
+    staff_user_set_active(user=user, active=True, actor=current_user)
+    db.session.commit()
+    flash("Usuario activado.", "success")
+    return redirect(url_for("users.index"))
+
+
+@bp.route("/<uuid:staff_user_id>/reset-password", methods=["GET", "POST"])
 @role_required("org_admin")
 def reset_password(staff_user_id: uuid.UUID):
-    """Set a new temporary password and show it once."""
+    """Ask, then set a new temporary password and redirect to the page that shows it once."""
     user = _user_or_404(staff_user_id)
+    if request.method == "POST" and not _confirmed():
+        return redirect(url_for("users.reset_password", staff_user_id=staff_user_id), 303)
+    if request.method == "GET":
+        return _confirmation(
+            user,
+            title="Restablecer contraseña",
+            question=(
+                "Se generará una contraseña temporal válida por 24 horas, que deberá cambiar al"
+                " iniciar sesión. Sus sesiones abiertas se cerrarán."
+            ),
+            button="Sí, restablecer",
+        )
     temporary = staff_user_reset_password(user=user)
     db.session.commit()
+    temporary_password_hold(sid=session["sid"], staff_user_id=staff_user_id, password=temporary)
+    return redirect(url_for("users.reset_password_done", staff_user_id=staff_user_id), 303)
+
+
+@bp.get("/<uuid:staff_user_id>/reset-password/done")
+@role_required("org_admin")
+def reset_password_done(staff_user_id: uuid.UUID):
+    """Show the temporary password of the reset just made, once; a reload shows it no more."""
+    user = _user_or_404(staff_user_id)
+    temporary = temporary_password_take(sid=session["sid"], staff_user_id=staff_user_id)
     return render_template("users/password_reset.html", user=user, temporary_password=temporary)
