@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 VIEWERS = tuple(ROLES)
 EDITORS = ("branch_staff", "credit_staff")
 INVALID = 422
+SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
     ("first_name", "Nombre"),
@@ -79,6 +80,11 @@ def _search_form() -> tuple[SearchForm, SearchFilters]:
     return form, filters
 
 
+def _search_arguments() -> dict[str, str]:
+    """The search's non-empty filters for links: only known keys ever reach url_for."""
+    return {name: request.args[name] for name in SEARCH_KEYS if request.args.get(name)}
+
+
 @bp.get("/")
 @role_required(*VIEWERS)
 def index():
@@ -88,7 +94,7 @@ def index():
         page = customer_search(filters, cursor=form.after.data)
     except ValueError:
         abort(400)
-    arguments = {key: value for key, value in request.args.items() if value and key != "after"}
+    arguments = _search_arguments()
     context = {"form": form, "page": page, "filters": filters, "arguments": arguments}
     if not is_htmx():
         context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
