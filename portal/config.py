@@ -28,7 +28,13 @@ class Config:
     DEFAULT_EVENTS_SECRET: str | None = None
     DEFAULT_COOKIE_SECURE = True
     TESTING = False
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # Statement parameters (customer notes, e-mails) never reach error logs in production.
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "hide_parameters": True,
+    }
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     SESSION_COOKIE_HTTPONLY = True
@@ -80,6 +86,7 @@ class DevelopmentConfig(Config):
     DEFAULT_SECRET_KEY = DEV_SECRET_KEY
     DEFAULT_EVENTS_SECRET = DEV_EVENTS_SECRET
     DEFAULT_COOKIE_SECURE = False
+    SQLALCHEMY_ENGINE_OPTIONS = Config.SQLALCHEMY_ENGINE_OPTIONS | {"hide_parameters": False}
 
 
 class TestingConfig(DevelopmentConfig):
