@@ -50,6 +50,8 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         if isinstance(error, InternalServerError):
             return unexpected_error(error)
+        if error.response is not None:  # e.g. a rate limit's own Spanish page
+            return error.response
         return error_response(error.code or 400)
 
     @app.errorhandler(Exception)
