@@ -124,3 +124,12 @@ def test_not_e2e_selects_every_test_but_the_browser_ones():
     assert any("test_events_cli.py::" in line for line in selected)  # no browser needed
     assert not any("test_login_e2e.py::" in line for line in selected)
     assert not any("test_customers_e2e.py::" in line for line in selected)
+
+
+def test_customer_edit_without_a_version_field_is_no_500(login_as, org_a):
+    customer = factories.customer_create(org_a.organization_id)
+    client = login_as("branch_staff")
+    client.get(f"/customers/{customer.customer_id}/edit")
+    response = client.post(f"/customers/{customer.customer_id}/edit", {"first_name": "Ana"})
+    assert response.status_code == 302  # fields left out keep their values (WTForms with obj)
+    assert factories.customer_row(org_a.organization_id, customer.customer_id).first_name == "Ana"

@@ -175,7 +175,7 @@ class CustomerForm(FlaskForm):
             raise ValidationError(f"Hasta {MAX_TAGS} etiquetas de 50 caracteres como máximo.")
 
     def validate_version_id(self, field):
-        if field.data and not field.data.isdigit():
+        if field.data and not str(field.data).isdigit():
             raise ValidationError("Versión no válida.")
 
     def customer_data(self) -> dict:
