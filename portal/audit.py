@@ -1,6 +1,7 @@
 """The append-only audit log: who did what to which row, with before and after."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,27 +12,40 @@ from flask_login import current_user
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal.db import set_actor
 from portal.extensions import db
-from portal.models import TenantMixin, created_at
+from portal.models import TenantMixin
 
 SYSTEM_ACTOR = "system"
 
 
+def _sealed(column_type, **kwargs):
+    """A column the database's audit_log_seal trigger fills (whatever an INSERT says)."""
+    return mapped_column(column_type, server_default=sa.FetchedValue(), **kwargs)
+
+
 class AuditEntry(TenantMixin, db.Model):
-    """One audited change; the app role may insert and read, never update or delete."""
+    """One audited change; the app role may insert and read, never update or delete.
+
+    The database sets when (now()) and who (the transaction's app.actor_* settings), numbers the
+    row in its organization's hash chain and seals it (prev_hash, row_hash).
+    """
 
     __tablename__ = "audit_log"
+    __mapper_args__ = {"eager_defaults": True}  # RETURNING brings the sealed values back
 
     audit_id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    actor_label: Mapped[str] = mapped_column(sa.String(255))
+    actor_id: Mapped[uuid.UUID | None] = _sealed(UUID(as_uuid=True))
+    actor_label: Mapped[str] = _sealed(sa.String(255))
     action: Mapped[str] = mapped_column(sa.String(60))
     entity_type: Mapped[str] = mapped_column(sa.String(60))
     entity_id: Mapped[str] = mapped_column(sa.String(80))
     before: Mapped[dict | None] = mapped_column(JSONB)
     after: Mapped[dict | None] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = created_at()
+    created_at: Mapped[datetime] = _sealed(sa.DateTime(timezone=True))
+    prev_hash: Mapped[str | None] = _sealed(sa.Text)
+    row_hash: Mapped[str] = _sealed(sa.Text)
 
 
 def _jsonable(value: Any) -> Any:
@@ -55,17 +69,17 @@ def audit_record(
     after: dict | None = None,
     actor=None,
 ) -> AuditEntry:
-    """Add an audit entry to the current transaction; the actor defaults to the logged-in user.
+    """Write an audit entry in the current transaction; the actor defaults to the logged-in user.
 
-    Pass actor=SYSTEM_ACTOR for automatic actions (jobs), even when run inside a request.
+    Pass actor=SYSTEM_ACTOR for automatic actions (jobs), even when run inside a request. The
+    actor is stated in the transaction (the trigger reads it there) and the row is written at
+    once, so two entries of one transaction can name different actors.
     """
     if actor == SYSTEM_ACTOR:
         actor = None
     elif actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     entry = AuditEntry(
-        actor_id=getattr(actor, "staff_user_id", None),
-        actor_label=getattr(actor, "email", None) or SYSTEM_ACTOR,
         action=action,
         entity_type=entity_type,
         entity_id=str(entity_id),
@@ -73,5 +87,82 @@ def audit_record(
         after=_jsonable(after),
         request_id=g.get("request_id") if has_request_context() else None,
     )
+    set_actor(getattr(actor, "staff_user_id", None), getattr(actor, "email", None))
     db.session.add(entry)
+    db.session.flush()
     return entry
+
+
+# --- verification -------------------------------------------------------------------------
+
+_BROKEN_ROW = sa.text(
+    """
+    WITH chain AS (
+        SELECT a.organization_id, a.audit_id, a.prev_hash, a.row_hash,
+               lag(a.row_hash) OVER (PARTITION BY a.organization_id ORDER BY a.audit_id)
+                   AS previous_hash,
+               audit_log_row_hash(a) AS computed_hash
+        FROM audit_log a
+        WHERE CAST(:organization_id AS uuid) IS NULL OR a.organization_id = :organization_id
+    )
+    SELECT organization_id, audit_id,
+           CASE WHEN prev_hash IS DISTINCT FROM previous_hash
+                THEN 'prev_hash does not match the previous row (a row was removed or added)'
+                ELSE 'row_hash does not match the row (the row was changed)' END AS reason
+    FROM chain
+    WHERE prev_hash IS DISTINCT FROM previous_hash OR row_hash IS DISTINCT FROM computed_hash
+    ORDER BY organization_id, audit_id
+    LIMIT 1
+    """
+)
+# The head remembers the last link: this catches rows cut off the end of a chain.
+_BROKEN_HEAD = sa.text(
+    """
+    SELECT o.organization_id, h.last_audit_id AS audit_id,
+           'the chain head does not match the last row (rows were removed at the end)' AS reason
+    FROM (SELECT organization_id FROM audit_chain_heads
+          UNION SELECT organization_id FROM audit_log) o
+    LEFT JOIN audit_chain_heads h ON h.organization_id = o.organization_id
+    LEFT JOIN LATERAL (
+        SELECT a.audit_id, a.row_hash FROM audit_log a
+        WHERE a.organization_id = o.organization_id ORDER BY a.audit_id DESC LIMIT 1
+    ) last ON true
+    WHERE (CAST(:organization_id AS uuid) IS NULL OR o.organization_id = :organization_id)
+      AND (last.audit_id IS DISTINCT FROM h.last_audit_id
+           OR last.row_hash IS DISTINCT FROM h.last_hash)
+    ORDER BY o.organization_id
+    LIMIT 1
+    """
+)
+_CHAIN_SIZE = sa.text(
+    "SELECT count(*) AS rows, count(DISTINCT organization_id) AS organizations FROM audit_log"
+    " WHERE CAST(:organization_id AS uuid) IS NULL OR organization_id = :organization_id"
+)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a verification saw, and the first broken link if any."""
+
+    rows: int
+    organizations: int
+    broken_organization_id: uuid.UUID | None = None
+    broken_audit_id: int | None = None
+    reason: str | None = None
+
+
+def audit_verify(
+    connection: sa.Connection, *, organization_id: uuid.UUID | None = None
+) -> ChainReport:
+    """Recompute every hash chain the connection can read (the owner reads all of them)."""
+    params = {"organization_id": organization_id}
+    size = connection.execute(_CHAIN_SIZE, params).one()
+    broken = (
+        connection.execute(_BROKEN_ROW, params).first()
+        or connection.execute(_BROKEN_HEAD, params).first()
+    )
+    if broken is None:
+        return ChainReport(size.rows, size.organizations)
+    return ChainReport(
+        size.rows, size.organizations, broken.organization_id, broken.audit_id, broken.reason
+    )

@@ -28,7 +28,13 @@ class Config:
     DEFAULT_EVENTS_SECRET: str | None = None
     DEFAULT_COOKIE_SECURE = True
     TESTING = False
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # Statement parameters (customer notes, e-mails) never reach error logs in production.
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "hide_parameters": True,
+    }
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     SESSION_COOKIE_HTTPONLY = True
@@ -57,6 +63,8 @@ class Config:
         self.LOGIN_MAX_FAILURES = int(env("LOGIN_MAX_FAILURES", "5"))
         self.LOGIN_LOCK_MINUTES = int(env("LOGIN_LOCK_MINUTES", "15"))
         self.LOGIN_RATE_LIMIT_PER_ADDRESS = env("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per 15 minutes")
+        self.CUSTOMER_EXPORT_MAX_ROWS = int(env("CUSTOMER_EXPORT_MAX_ROWS", "100000"))
+        self.CUSTOMER_EXPORT_RATE_LIMIT = env("CUSTOMER_EXPORT_RATE_LIMIT", "5 per hour")
         self.RQ_QUEUE = env("RQ_QUEUE", "portal")
         self.OVERDUE_SUSPEND_DAYS = int(env("OVERDUE_SUSPEND_DAYS", "30"))
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
@@ -80,6 +88,7 @@ class DevelopmentConfig(Config):
     DEFAULT_SECRET_KEY = DEV_SECRET_KEY
     DEFAULT_EVENTS_SECRET = DEV_EVENTS_SECRET
     DEFAULT_COOKIE_SECURE = False
+    SQLALCHEMY_ENGINE_OPTIONS = Config.SQLALCHEMY_ENGINE_OPTIONS | {"hide_parameters": False}
 
 
 class TestingConfig(DevelopmentConfig):

@@ -14,10 +14,23 @@ from portal.extensions import db
 
 ORG_SETTING = "app.current_organization_id"
 T = TypeVar("T")
+NO_ACTOR = ("", "")  # the audit trigger records "system"
+STATED_ACTOR = "stated_actor"  # session.info key: the actor the open transaction has stated
+_SCOPE = (
+    "SELECT set_config('app.current_organization_id', %(organization)s, true),"
+    " set_config('app.actor_id', %(actor_id)s, true),"
+    " set_config('app.actor_label', %(actor_label)s, true)"
+)
+_ACTOR = (
+    "SELECT set_config('app.actor_id', %(actor_id)s, true),"
+    " set_config('app.actor_label', %(actor_label)s, true)"
+)
 
 _current_organization: ContextVar[uuid.UUID | None] = ContextVar(
     "current_organization", default=None
 )
+# (actor id, actor label) as text: who the audit rows of this context are written by.
+_current_actor: ContextVar[tuple[str, str]] = ContextVar("current_actor", default=NO_ACTOR)
 
 
 def current_organization_id() -> uuid.UUID | None:
@@ -25,18 +38,23 @@ def current_organization_id() -> uuid.UUID | None:
     return _current_organization.get()
 
 
-def _apply_scope(connection: sa.Connection) -> None:
+def _apply_scope(session: Session, connection: sa.Connection) -> None:
     org = _current_organization.get()
+    actor_id, actor_label = actor = _current_actor.get()
     connection.exec_driver_sql(
-        "SELECT set_config(%(name)s, %(value)s, true)",
-        {"name": ORG_SETTING, "value": str(org) if org else ""},
+        _SCOPE,
+        {"organization": str(org) if org else "", "actor_id": actor_id, "actor_label": actor_label},
     )
+    session.info[STATED_ACTOR] = actor
 
 
 @event.listens_for(Session, "after_begin")
 def _scope_new_transaction(session, transaction, connection):
-    """Every transaction starts by stating its organization (SET LOCAL), or none: fail closed."""
-    _apply_scope(connection)
+    """Every transaction starts by stating its organization (SET LOCAL), or none: fail closed.
+
+    The same statement states the audit actor, which the audit_log trigger records.
+    """
+    _apply_scope(session, connection)
 
 
 def set_organization(organization_id: uuid.UUID | None) -> None:
@@ -45,12 +63,30 @@ def set_organization(organization_id: uuid.UUID | None) -> None:
     session = db.session()
     if session.in_transaction() and session.is_active:
         # The open transaction was begun under the previous scope; restate it.
-        _apply_scope(session.connection())
+        _apply_scope(session, session.connection())
+
+
+def set_actor(actor_id: uuid.UUID | None, actor_label: str | None) -> None:
+    """State who writes the next audit rows of this context, in the open transaction too.
+
+    The audit trigger takes the actor from these transaction settings (SET LOCAL), never from
+    the inserted row; a transaction that begins later states it with the organization.
+    """
+    actor = (str(actor_id) if actor_id else "", actor_label or "")
+    _current_actor.set(actor)
+    session = db.session()
+    if session.in_transaction() and session.info.get(STATED_ACTOR) == actor:
+        return
+    connection = session.connection()  # begins (and states the scope) if none is open
+    if session.info.get(STATED_ACTOR) != actor:
+        connection.exec_driver_sql(_ACTOR, {"actor_id": actor[0], "actor_label": actor[1]})
+        session.info[STATED_ACTOR] = actor
 
 
 def forget_organization() -> None:
-    """Drop the scope at the end of a request or job without touching the database."""
+    """Drop the scope (organization and actor) at the end of a request or job, no database."""
     _current_organization.set(None)
+    _current_actor.set(NO_ACTOR)
 
 
 @contextlib.contextmanager

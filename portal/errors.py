@@ -6,6 +6,8 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from portal.extensions import db
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -24,7 +26,12 @@ def _wants_json() -> bool:
 
 
 def error_response(status: int, message: str | None = None):
-    """A JSON or HTML error with a Spanish message."""
+    """A JSON or HTML error with a Spanish message, rendered after a rollback.
+
+    The failed request may have left the session's transaction broken; the error page's
+    template and context processors query the database, so they get a clean transaction.
+    """
+    db.session.rollback()
     message = message or MESSAGES.get(status, MESSAGES[400])
     if _wants_json():
         return jsonify(error=message, status=status), status
@@ -43,6 +50,8 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         if isinstance(error, InternalServerError):
             return unexpected_error(error)
+        if error.response is not None:  # e.g. a rate limit's own Spanish page
+            return error.response
         return error_response(error.code or 400)
 
     @app.errorhandler(Exception)

@@ -146,10 +146,19 @@ class CustomerForm(FlaskForm):
     )
     version_id = HiddenField()
 
+    def validate(self, extra_validators=None) -> bool:
+        """Field rules, then the type/number pair (Optional() skips the number when empty)."""
+        valid = super().validate(extra_validators)
+        kind, number = self.document_type.data, self.document_number.data
+        if valid and bool(kind) != bool(number):
+            self.document_number.errors.append(
+                "Indique el tipo y el número de documento, o ninguno."
+            )
+            return False
+        return valid
+
     def validate_document_number(self, field):
         kind, number = self.document_type.data, field.data
-        if bool(kind) != bool(number):
-            raise ValidationError("Indique el tipo y el número de documento, o ninguno.")
         if kind in DOCUMENT_RULES:
             pattern, message = DOCUMENT_RULES[kind]
             if not pattern.fullmatch(number):
@@ -166,7 +175,7 @@ class CustomerForm(FlaskForm):
             raise ValidationError(f"Hasta {MAX_TAGS} etiquetas de 50 caracteres como máximo.")
 
     def validate_version_id(self, field):
-        if field.data and not field.data.isdigit():
+        if field.data and not str(field.data).isdigit():
             raise ValidationError("Versión no válida.")
 
     def customer_data(self) -> dict:

@@ -7,7 +7,7 @@ trigram/LIKE operators cannot use an index below an RLS policy.
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -186,29 +186,50 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
     return SearchPage(customers, ranks, next_cursor)
 
 
-def customer_match_count(filters: SearchFilters) -> int:
-    """How many customers the search finds, counted up to COUNT_CAP + 1 ("more than 1000")."""
+def customer_match_count(filters: SearchFilters, *, cap: int = COUNT_CAP) -> int:
+    """How many customers the search finds, counted up to cap + 1 ("more than 1000")."""
     if filters.query:
-        statement = _search_function(filters, limit=COUNT_CAP + 1)
+        statement = _search_function(filters, limit=cap + 1)
     else:
         statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
     return db.session.scalar(
-        sa.select(sa.func.count()).select_from(statement.limit(COUNT_CAP + 1).subquery())
+        sa.select(sa.func.count()).select_from(statement.limit(cap + 1).subquery())
     )
 
 
-def customer_export_rows(filters: SearchFilters, *, batch_size: int = 1000) -> Iterator[Customer]:
-    """Every customer of the search, streamed from a server-side cursor in batches."""
+def customer_export_start(*, filters: SearchFilters, cap: int) -> int:
+    """Count and audit an export of the search (who, filters, rows); refuse one above cap rows."""
+    rows = customer_match_count(filters, cap=cap)
+    if rows > cap:
+        raise CustomerError(
+            f"La búsqueda tiene más de {cap:,} clientes y no se puede exportar completa. "
+            "Use los filtros para acotarla e intente de nuevo."
+        )
+    audit_record(
+        action="customer.exported",
+        entity_type="customer_export",
+        entity_id="clientes.csv",
+        after={"filters": asdict(filters), "rows": rows},
+    )
+    return rows
+
+
+def customer_export_rows(
+    filters: SearchFilters, *, limit: int, batch_size: int = 1000
+) -> Iterator[Customer]:
+    """The first `limit` customers of the search, streamed from a server-side cursor."""
     if filters.query:
-        ids = _search_function(filters, limit=None).subquery()
+        ids = _search_function(filters, limit=limit).subquery()
         statement = (
             sa.select(Customer)
             .join(ids, ids.c.customer_id == Customer.customer_id)
             .order_by(ids.c.rank.desc(), Customer.customer_id.desc())
         )
     else:
-        statement = _recent_statement(filters).order_by(
-            Customer.activity_at.desc(), Customer.customer_id.desc()
+        statement = (
+            _recent_statement(filters)
+            .order_by(Customer.activity_at.desc(), Customer.customer_id.desc())
+            .limit(limit)
         )
     result = db.session.execute(
         statement.execution_options(yield_per=batch_size, stream_results=True)

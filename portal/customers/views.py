@@ -3,7 +3,17 @@
 import logging
 import uuid
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from portal.auth.models import ROLES
@@ -24,6 +34,7 @@ from portal.customers.services import (
     customer_create,
     customer_duplicates,
     customer_export_rows,
+    customer_export_start,
     customer_get,
     customer_match_count,
     customer_search,
@@ -33,7 +44,8 @@ from portal.customers.services import (
     customer_update,
 )
 from portal.db import keep_scope
-from portal.extensions import db
+from portal.errors import error_response
+from portal.extensions import db, limiter
 from portal.htmx import is_htmx, render
 from portal.security import role_required
 from portal.validation import form_error, normalize_phone
@@ -41,7 +53,9 @@ from portal.validation import form_error, normalize_phone
 log = logging.getLogger(__name__)
 VIEWERS = tuple(ROLES)
 EDITORS = ("branch_staff", "credit_staff")
+EXPORTERS = ("credit_staff", "credit_approver", "org_admin")
 INVALID = 422
+SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
     ("first_name", "Nombre"),
@@ -79,6 +93,11 @@ def _search_form() -> tuple[SearchForm, SearchFilters]:
     return form, filters
 
 
+def _search_arguments() -> dict[str, str]:
+    """The search's non-empty filters for links: only known keys ever reach url_for."""
+    return {name: request.args[name] for name in SEARCH_KEYS if request.args.get(name)}
+
+
 @bp.get("/")
 @role_required(*VIEWERS)
 def index():
@@ -88,8 +107,14 @@ def index():
         page = customer_search(filters, cursor=form.after.data)
     except ValueError:
         abort(400)
-    arguments = {key: value for key, value in request.args.items() if value and key != "after"}
-    context = {"form": form, "page": page, "filters": filters, "arguments": arguments}
+    arguments = _search_arguments()
+    context = {
+        "form": form,
+        "page": page,
+        "filters": filters,
+        "arguments": arguments,
+        "can_export": current_user.has_role(*EXPORTERS),
+    }
     if not is_htmx():
         context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
     if form.after.data:
@@ -110,15 +135,34 @@ def count():
     )
 
 
+def _export_breached(limit) -> Response:
+    return make_response(
+        error_response(429, "Alcanzó el máximo de exportaciones por hora. Intente más tarde.")
+    )
+
+
 @bp.get("/export.csv")
-@role_required(*VIEWERS)
+@role_required(*EXPORTERS)
+@limiter.limit(
+    lambda: current_app.config["CUSTOMER_EXPORT_RATE_LIMIT"],
+    key_func=lambda: f"customer-export:{current_user.get_id()}",
+    deduct_when=lambda response: response.status_code == 200,
+    on_breach=_export_breached,
+)
 def export():
-    """The current search as a streamed CSV file."""
+    """The current search as a streamed CSV file: capped, audited, a few per user and hour."""
     _, filters = _search_form()
-    log.info("customer export", extra={"query_length": len(filters.query)})
+    try:
+        exported = customer_export_start(
+            filters=filters, cap=current_app.config["CUSTOMER_EXPORT_MAX_ROWS"]
+        )
+    except CustomerError as error:
+        return error_response(INVALID, str(error))
+    db.session.commit()
+    log.info("customer export", extra={"query_length": len(filters.query), "rows": exported})
     rows = (
         [getattr(customer, column) for column, _ in EXPORT_COLUMNS]
-        for customer in keep_scope(customer_export_rows(filters))
+        for customer in keep_scope(customer_export_rows(filters, limit=exported))
     )
     return csv_response("clientes.csv", [label for _, label in EXPORT_COLUMNS], rows)
 

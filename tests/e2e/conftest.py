@@ -26,8 +26,10 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(items):
+    """Mark the browser tests as e2e (this hook sees every collected item, not only ours)."""
     for item in items:
-        item.add_marker(pytest.mark.e2e)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
