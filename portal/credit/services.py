@@ -877,8 +877,14 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
     allocations: dict[uuid.UUID, list] = {}
     for allocation in db.session.scalars(
         sa.select(CreditPaymentAllocation)
+        .join(CreditUsage, CreditUsage.usage_id == CreditPaymentAllocation.usage_id)
         .where(CreditPaymentAllocation.payment_id.in_([p.payment_id for p in payments]))
-        .order_by(CreditPaymentAllocation.created_at, CreditPaymentAllocation.allocation_id)
+        .order_by(
+            CreditPaymentAllocation.created_at,
+            CreditUsage.due_date,
+            CreditUsage.created_at,
+            CreditUsage.usage_id,
+        )
     ):
         allocations.setdefault(allocation.payment_id, []).append(allocation)
     return [(payment, allocations.get(payment.payment_id, [])) for payment in payments]
