@@ -166,3 +166,84 @@ def test_an_unknown_request_id_is_404(login_as):
         ).status_code
         == 404
     )
+
+
+def test_the_migration_moves_existing_requests_without_losing_them(app, owner_engine, org_a):
+    """0007 on a database of the old shape: every requested account keeps its request."""
+    from flask_migrate import downgrade, upgrade
+
+    staff = org_a.users["branch_staff"].staff_user_id
+    approver = org_a.users["credit_approver"].staff_user_id
+    customers = [factories.customer_create(org_a.organization_id) for _ in range(4)]
+    with app.app_context():
+        downgrade(revision="0005_staff_session_cutoff")
+    try:
+        with owner_engine.begin() as connection:
+            connection.execute(
+                sa.text("SELECT set_config('app.current_organization_id', :org, true)"),
+                {"org": str(org_a.organization_id)},
+            )
+            insert = sa.text(
+                "INSERT INTO credit_accounts (organization_id, customer_id, credit_limit, status,"
+                " payment_term_days, requested_by, requested_at, requested_limit,"
+                " requested_term_days, request_notes, decided_by, decided_at, approved_by,"
+                " approved_at, approval_notes)"
+                " VALUES (:org, :customer, :limit, :status, 30, :requester, now(), :requested,"
+                " 45, :notes, :decider, :decided_at, :approved_by, :approved_at, :approval_notes)"
+            )
+            common = {"org": org_a.organization_id, "notes": "Cliente antiguo"}
+            legacy = [
+                {"status": "pending", "limit": 0, "requester": staff, "requested": 800},
+                {"status": "pending", "limit": 2500, "requester": None, "requested": None},
+                {"status": "approved", "limit": 1200, "requester": staff, "requested": 1500},
+                {"status": "cancelled", "limit": 0, "requester": staff, "requested": 900},
+            ]
+            for customer, row in zip(customers, legacy, strict=True):
+                decided = row["status"] != "pending"
+                connection.execute(
+                    insert,
+                    common
+                    | row
+                    | {
+                        "customer": customer.customer_id,
+                        "decider": approver if decided else None,
+                        "decided_at": datetime.now(UTC) if decided else None,
+                        "approved_by": approver if row["status"] == "approved" else None,
+                        "approved_at": datetime.now(UTC).date()
+                        if row["status"] == "approved"
+                        else None,
+                        "approval_notes": "Sin ingresos" if row["status"] == "cancelled" else None,
+                    },
+                )
+    finally:
+        with app.app_context():
+            upgrade()
+    with factories.scoped(org_a.organization_id):
+        accounts = {
+            account.customer_id: account for account in db.session.scalars(sa.select(CreditAccount))
+        }
+        requests = {
+            request.credit_account_id: request
+            for request in db.session.scalars(sa.select(CreditRequest))
+        }
+        pending, incomplete, approved, rejected = (
+            accounts[customer.customer_id] for customer in customers
+        )
+        assert pending.status == "pending"
+        request = requests[pending.credit_account_id]
+        assert (request.state, request.requested_limit, request.requested_term_days) == (
+            "pending",
+            Decimal("800.00"),
+            45,
+        )
+        assert request.requested_by == staff and request.reason == "Cliente antiguo"
+        assert incomplete.status == "cancelled" and "incompleta" in incomplete.approval_notes
+        assert incomplete.credit_account_id not in requests
+        request = requests[approved.credit_account_id]
+        assert (request.state, request.decided_by, request.approved_limit) == (
+            "approved",
+            approver,
+            Decimal("1200.00"),
+        )
+        request = requests[rejected.credit_account_id]
+        assert (request.state, request.decision_notes) == ("rejected", "Sin ingresos")
