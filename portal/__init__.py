@@ -60,6 +60,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.events import bp as events_bp
     from portal.health import bp as health_bp
     from portal.segments import bp as segments_bp
+    from portal.settings import bp as settings_bp
     from portal.users import bp as users_bp
 
     app.register_blueprint(health_bp)
@@ -69,6 +70,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events_bp)
     app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(users_bp, url_prefix="/users")
+    app.register_blueprint(settings_bp, url_prefix="/settings")
 
 
 def register_errors(app: Flask) -> None:

@@ -9,7 +9,13 @@ from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
 
 from portal.auth.models import ROLES
-from portal.credit.models import ACCOUNT_STATUSES, PAYMENT_METHODS, USAGE_STATUSES
+from portal.credit.models import (
+    ACCOUNT_STATUSES,
+    PAYMENT_METHODS,
+    REQUEST_KINDS,
+    REQUEST_STATES,
+    USAGE_STATUSES,
+)
 from portal.customers.models import (
     ADDRESS_TYPES,
     CUSTOMER_STATUSES,
@@ -31,6 +37,8 @@ LABELS = {
     "address_type": ADDRESS_TYPES,
     "segment": SEGMENTS,
     "credit_status": ACCOUNT_STATUSES,
+    "credit_request_kind": REQUEST_KINDS,
+    "credit_request_state": REQUEST_STATES,
     "gender": GENDERS,
     "usage_status": USAGE_STATUSES,
     "payment_method": PAYMENT_METHODS,

@@ -257,7 +257,7 @@ def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
     rng = random.Random(seed)
     with organization_scope(organization_id):
         customers = list(db.session.scalars(sa.select(Customer).order_by(Customer.document_number)))
-        approver = db.session.scalar(sa.select(StaffUser).order_by(StaffUser.email))
+        staff = {user.email: user for user in db.session.scalars(sa.select(StaffUser))}
         for position, customer in enumerate(customers):
             for number in range(rng.choice([0, 1, 1, 2])):
                 city, state = rng.choice(CITIES)
@@ -278,24 +278,69 @@ def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
                 status = ["pending", "approved", "approved", "suspended", "cancelled"][
                     position // 7 % 5
                 ]
-                db.session.add(
-                    CreditAccount(
-                        customer_id=customer.customer_id,
-                        credit_limit=Decimal(rng.choice([500, 1000, 2500, 5000])),
-                        payment_term_days=rng.choice([15, 30, 45, 60]),
-                        status=status,
-                        approved_at=date.today() if status in ("approved", "suspended") else None,
-                        approved_by=approver.staff_user_id
-                        if status in ("approved", "suspended")
-                        else None,
-                        suspended_at=datetime.now(UTC) if status == "suspended" else None,
-                        suspension_reason="Pagos atrasados reiterados"
-                        if status == "suspended"
-                        else None,
-                    )
-                )
+                _credit_account(rng, customer, status, staff)
         db.session.commit()
         _credit_activity(rng)
+
+
+REQUEST_REASONS = [
+    "Cliente frecuente desde hace tres años; compra electrodomésticos a plazos para su negocio.",
+    "Solicita crédito para amueblar su apartamento nuevo; presenta carta de trabajo y talonarios.",
+    "Compras mensuales constantes en sucursal; pide financiar la renovación de su cocina.",
+    "Comerciante con historial de pagos puntuales en otra cadena; adjunta referencias.",
+    "Empleado público con ingresos estables; necesita equipos para el regreso a clases.",
+    "Empresa cliente desde 2021; requiere crédito para reponer inventario de temporada.",
+]
+REJECTION_NOTES = "Ingresos no verificables con la documentación presentada."
+
+
+def _credit_account(rng: random.Random, customer: Customer, status: str, staff: dict) -> None:
+    """One account with the request that opened it (and its decision, unless still pending)."""
+    from portal.credit.models import CreditRequest
+
+    requester = staff.get(rng.choice(["sucursal@demo.pa", "credito@demo.pa"]))
+    approver = staff.get("aprobador@demo.pa") or min(staff.values(), key=lambda user: user.email)
+    if requester is None and status == "pending":
+        return  # an organization without a credit desk has nobody to request
+    requested_limit = Decimal(rng.choice([500, 750, 1000, 1500, 2500, 3000, 5000]))
+    term_days = rng.choice([15, 30, 45, 60])
+    requested_at = datetime.now(UTC) - timedelta(
+        days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59)
+    )
+    decided = status != "pending"
+    approved = status in ("approved", "suspended")
+    account = CreditAccount(
+        customer_id=customer.customer_id,
+        credit_limit=requested_limit if approved else Decimal(0),
+        payment_term_days=term_days,
+        status=status,
+        approved_at=requested_at.date() + timedelta(days=1) if approved else None,
+        approved_by=approver.staff_user_id if approved else None,
+        approval_notes=REJECTION_NOTES if status == "cancelled" else None,
+        suspended_at=datetime.now(UTC) if status == "suspended" else None,
+        suspension_reason="Pagos atrasados reiterados" if status == "suspended" else None,
+    )
+    db.session.add(account)
+    if requester is None:
+        return
+    db.session.flush()
+    db.session.add(
+        CreditRequest(
+            credit_account_id=account.credit_account_id,
+            kind="new_line",
+            requested_limit=requested_limit,
+            requested_term_days=term_days,
+            reason=rng.choice(REQUEST_REASONS),
+            requested_by=requester.staff_user_id,
+            requested_at=requested_at,
+            state=("approved" if approved else "rejected") if decided else "pending",
+            decided_by=approver.staff_user_id if decided else None,
+            decided_at=requested_at + timedelta(days=1) if decided else None,
+            decision_notes=REJECTION_NOTES if status == "cancelled" else None,
+            approved_limit=requested_limit if approved else None,
+            approved_term_days=term_days if approved else None,
+        )
+    )
 
 
 def _credit_activity(rng: random.Random) -> None:

@@ -1,11 +1,18 @@
 """Input normalisation and validators shared by every form."""
 
+import re
 import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from wtforms import StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
+
+from portal.money import money_parse
+
+# ASCII digits only (int() takes Arabic-Indic or full-width digits), "," between thousands.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,9}", re.ASCII)
 
 
 def normalize_email_field(value: str | None) -> str | None:
@@ -90,3 +97,35 @@ def form_error(form, message: str, field: str | None = None) -> None:
         target.errors = [*target.errors, message]
     else:
         form.form_errors.append(message)
+
+
+class MoneyField(StringField):
+    """An amount in dollars: positive, at most two decimals, ASCII digits; a Decimal."""
+
+    def process_formdata(self, valuelist):
+        self.raw_text = (valuelist[0] if valuelist else "").strip()
+        self.data = None
+        self.data = money_parse(self.raw_text)
+
+    def _value(self):
+        return getattr(self, "raw_text", None) or (f"{self.data:.2f}" if self.data else "")
+
+
+class WholeNumberField(StringField):
+    """A whole number typed with ASCII digits (and "," for thousands); `message` if it is not."""
+
+    def __init__(self, label=None, validators=None, *, message: str, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.message = message
+
+    def process_formdata(self, valuelist):
+        self.raw_text = (valuelist[0] if valuelist else "").strip()
+        self.data = None
+        if not self.raw_text:
+            return
+        if not _WHOLE_NUMBER.fullmatch(self.raw_text):
+            raise ValueError(self.message)
+        self.data = int(self.raw_text.replace(",", ""))
+
+    def _value(self):
+        return getattr(self, "raw_text", None) or ("" if self.data is None else str(self.data))

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cache
 
+import sqlalchemy as sa
 from flask import Flask
 
 from portal.auth.models import ROLES, Organization, StaffUser
@@ -148,12 +149,31 @@ def credit_account_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **
     """A committed credit account (approved, US$1,000 at 30 days unless told otherwise)."""
     from decimal import Decimal
 
-    from portal.credit.models import CreditAccount
+    from portal.credit.models import CreditAccount, CreditRequest
 
     values = {"credit_limit": Decimal("1000.00"), "payment_term_days": 30, "status": "approved"}
+    requested_by = fields.pop("requested_by", None)
     with _scope(organization_id):
         account = CreditAccount(customer_id=customer_id, **(values | fields))
         db.session.add(account)
+        if account.status == "pending":  # a pending account always has its request
+            requester = requested_by or db.session.scalar(
+                sa.select(StaffUser.staff_user_id)
+                .where(sa.literal("branch_staff") == sa.any_(StaffUser.roles))
+                .order_by(StaffUser.email)
+                .limit(1)
+            )
+            db.session.flush()
+            db.session.add(
+                CreditRequest(
+                    credit_account_id=account.credit_account_id,
+                    kind="new_line",
+                    requested_limit=Decimal("1000.00"),
+                    requested_term_days=30,
+                    reason="Solicitud de prueba",
+                    requested_by=requester,
+                )
+            )
         db.session.commit()
         db.session.refresh(account)
         db.session.expunge(account)

@@ -24,6 +24,23 @@ def _account(org, customer_id):
         return account
 
 
+def _pending_request(org, account_id):
+    from portal.credit.services import credit_request_pending
+
+    with factories.scoped(org.organization_id):
+        request = credit_request_pending(account_id)
+        if request is not None:
+            from portal.extensions import db
+
+            db.session.expunge(request)
+        return request
+
+
+def _decide_url(org, account, action):
+    request = _pending_request(org, account.credit_account_id)
+    return f"/credit/requests/{request.credit_request_id}/{action}"
+
+
 @pytest.fixture
 def customer(org_a):
     return factories.customer_create(org_a.organization_id, first_name="Ana", last_name="Crédito")
@@ -44,8 +61,10 @@ def test_request_creates_a_pending_account_with_audit(login_as, org_a, customer)
     assert response.status_code == 302
     account = _account(org_a, customer.customer_id)
     assert account.status == "pending" and account.credit_limit == 0
-    assert account.requested_limit == Decimal("1500.00") and account.requested_term_days == 45
-    assert account.requested_by == org_a.users["branch_staff"].staff_user_id
+    request = _pending_request(org_a, account.credit_account_id)
+    assert request.kind == "new_line" and request.requested_at is not None
+    assert request.requested_limit == Decimal("1500.00") and request.requested_term_days == 45
+    assert request.requested_by == org_a.users["branch_staff"].staff_user_id
     entries = factories.audit_entries(org_a.organization_id, account.credit_account_id)
     assert [entry.action for entry in entries] == ["credit.requested"]
 
@@ -99,7 +118,7 @@ def test_approver_approves_inline_with_another_limit(login_as, org_a, customer):
     approver = login_as("credit_approver")
     approver.get("/credit/queue")
     response = approver.post(
-        f"/credit/accounts/{account.credit_account_id}/approve",
+        _decide_url(org_a, account, "approve"),
         {"credit_limit": "1200.00", "payment_term_days": "30", "approval_notes": "Ajustado"},
         headers=HTMX,
     )
@@ -120,7 +139,7 @@ def test_reject_needs_notes(login_as, org_a, customer):
     account = _account(org_a, customer.customer_id)
     approver = login_as("credit_approver")
     approver.get("/credit/queue")
-    url = f"/credit/accounts/{account.credit_account_id}/reject"
+    url = _decide_url(org_a, account, "reject")
     refused = approver.post(url, {"approval_notes": ""}, headers=HTMX)
     assert refused.status_code == 422 and refused.headers["HX-Retarget"].startswith("#refusal-")
     assert _account(org_a, customer.customer_id).status == "pending"
@@ -142,9 +161,7 @@ def test_four_eyes_the_requester_cannot_decide_even_by_a_forged_post(login_as, o
     page = client.get("/credit/queue").text
     assert "Usted creó esta solicitud" in page and "/approve" not in page
     for action, data in (("approve", {}), ("reject", {"approval_notes": "Rechazo propio"})):
-        response = client.post(
-            f"/credit/accounts/{account.credit_account_id}/{action}", data, headers=HTMX
-        )
+        response = client.post(_decide_url(org_a, account, action), data, headers=HTMX)
         assert response.status_code == 422 and "doble control" in response.text
     assert _account(org_a, customer.customer_id).status == "pending"
 
@@ -154,9 +171,9 @@ def test_a_decided_request_cannot_be_decided_again(login_as, org_a, customer):
     account = _account(org_a, customer.customer_id)
     approver = login_as("credit_approver")
     approver.get("/credit/queue")
-    url = f"/credit/accounts/{account.credit_account_id}"
-    assert approver.post(f"{url}/approve", {}, headers=HTMX).status_code == 200
-    again = approver.post(f"{url}/reject", {"approval_notes": "tarde"}, headers=HTMX)
+    approve, reject = _decide_url(org_a, account, "approve"), _decide_url(org_a, account, "reject")
+    assert approver.post(approve, {}, headers=HTMX).status_code == 200
+    again = approver.post(reject, {"approval_notes": "tarde"}, headers=HTMX)
     assert again.status_code == 422 and "ya fue decidida" in again.text
     assert _account(org_a, customer.customer_id).status == "approved"
 
@@ -167,12 +184,11 @@ def test_rejected_customer_can_request_again(login_as, org_a, customer):
     account = _account(org_a, customer.customer_id)
     approver = login_as("credit_approver")
     approver.get("/credit/queue")
-    approver.post(
-        f"/credit/accounts/{account.credit_account_id}/reject", {"approval_notes": "No ahora"}
-    )
+    approver.post(_decide_url(org_a, account, "reject"), {"approval_notes": "No ahora"})
     assert _request(staff, customer, requested_limit="500").status_code == 302
     again = _account(org_a, customer.customer_id)
-    assert again.status == "pending" and again.requested_limit == Decimal("500.00")
+    request = _pending_request(org_a, again.credit_account_id)
+    assert again.status == "pending" and request.requested_limit == Decimal("500.00")
     assert _request(staff, customer).status_code == 422  # already pending
 
 
@@ -188,8 +204,9 @@ def test_suspend_reactivate_and_limit_changes_by_approvers(login_as, org_a, cust
     assert suspended.status == "suspended" and suspended.suspension_reason == "Mora reiterada"
     approver.post(f"{base}/reactivate", {"approval_notes": "Se puso al día"})
     assert _account(org_a, customer.customer_id).status == "approved"
-    approver.post(f"{base}/limit", {"credit_limit": "2500", "approval_notes": "Buen historial"})
-    assert _account(org_a, customer.customer_id).credit_limit == Decimal("2500.00")
+    # An increase is a request now (see test_credit_four_eyes.py); a decrease is immediate.
+    approver.post(f"{base}/limit", {"credit_limit": "600", "approval_notes": "Menor consumo"})
+    assert _account(org_a, customer.customer_id).credit_limit == Decimal("600.00")
     actions = [
         e.action for e in factories.audit_entries(org_a.organization_id, account.credit_account_id)
     ]
@@ -242,11 +259,12 @@ def test_role_boundaries(login_as, org_a, customer, role, method, path, allowed)
     )
     client = login_as(role)
     client.get("/customers/")
-    url = (
-        path
-        if path.startswith("/credit")
-        else f"/credit/accounts/{account.credit_account_id}{path}"
-    )
+    if path.startswith("/credit"):
+        url = path
+    elif path == "/approve":
+        url = _decide_url(org_a, account, "approve")
+    else:
+        url = f"/credit/accounts/{account.credit_account_id}{path}"
     response = getattr(client, method)(url)
     assert (response.status_code != 403) is allowed
     assert _account(org_a, customer.customer_id).status == "pending"
@@ -261,7 +279,7 @@ def test_another_organizations_account_ids_are_404_and_unchanged(login_as, org_a
     approver = login_as("credit_approver")
     approver.get("/credit/queue")
     assert approver.get(base).status_code == 404
-    assert approver.post(f"{base}/approve", {}).status_code == 404
+    assert approver.post(_decide_url(org_b, theirs, "approve"), {}).status_code == 404
     assert approver.post(f"{base}/suspend", {"suspension_reason": "x" * 5}).status_code == 404
     staff = login_as("credit_staff")
     staff.get("/customers/")

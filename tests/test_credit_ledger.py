@@ -138,6 +138,19 @@ def test_refused_charges_say_why_and_change_nothing(ledger, setup, reason):
     with factories.scoped(org.organization_id):
         if setup in ("suspended", "pending"):
             db.session.execute(sa.update(CreditAccount).values(status=setup))
+        if setup == "pending":  # a pending account has its request (checked at commit)
+            from portal.credit.models import CreditRequest
+
+            db.session.add(
+                CreditRequest(
+                    credit_account_id=account.credit_account_id,
+                    kind="new_line",
+                    requested_limit=D("1000"),
+                    requested_term_days=30,
+                    reason="Solicitud de prueba",
+                    requested_by=org.users["branch_staff"].staff_user_id,
+                )
+            )
         if setup in ("blocked", "inactive"):
             from portal.customers.models import Customer
 

@@ -29,9 +29,15 @@ ROWS = {
         ":org, :customer, 'Calle 50', 'Panamá'",
     ),
     "credit_accounts": (
-        "organization_id, credit_account_id, customer_id, credit_limit",
-        ":org, :account, :customer, 100",
+        "organization_id, credit_account_id, customer_id, credit_limit, status",
+        ":org, :account, :customer, 100, 'approved'",
     ),
+    "credit_requests": (
+        "organization_id, credit_account_id, kind, requested_limit, reason, requested_by",
+        ":org, :account, 'increase', 200, 'Prueba',"
+        " (SELECT staff_user_id FROM staff_users WHERE email = :email)",
+    ),
+    "organization_settings": ("organization_id", ":org"),
     "credit_usages": (
         "organization_id, usage_id, credit_account_id, order_id, amount, due_date",
         ":org, :usage, :account, gen_random_uuid(), 10, current_date",
@@ -72,6 +78,8 @@ TOUCH = {
     "credit_usages": "status = status",
     "credit_payments": "payment_reference = 'x'",
     "credit_payment_allocations": "amount = amount",
+    "credit_requests": "reason = reason",
+    "organization_settings": "max_credit_limit = max_credit_limit",
     "customer_segments": "segment_code = segment_code",
     "audit_log": "action = action",
     "event_inbox": "attempts = attempts",

@@ -1,22 +1,15 @@
 """Credit forms: money is Decimal with two places, never float; every refusal is a field error."""
 
-import re
 import uuid
-from decimal import Decimal
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import (
-    DataRequired,
-    InputRequired,
-    Length,
-    NumberRange,
-    Optional,
-    ValidationError,
-)
+from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.credit.models import MAX_AMOUNT, PAYMENT_METHODS
+from portal.credit.models import PAYMENT_METHODS
 from portal.validation import (
+    MoneyField,
+    WholeNumberField,
     choices,
     empty_to_none,
     no_control_characters,
@@ -25,31 +18,6 @@ from portal.validation import (
 )
 
 TERM_MESSAGE = "Plazo entre 1 y 365 días."
-AMOUNT_TEXT = re.compile(r"-?\d{1,20}(\.\d{1,20})?")  # plain decimal notation only
-
-
-class MoneyField(StringField):
-    """An amount in dollars: positive, at most two decimals, at most 12 digits; a Decimal."""
-
-    def process_formdata(self, valuelist):
-        self.raw_text = (valuelist[0] if valuelist else "").strip().replace(",", "")
-        self.data = None
-        if not self.raw_text:
-            return
-        text = self.raw_text.removeprefix("US$").removeprefix("$")
-        if not AMOUNT_TEXT.fullmatch(text):
-            raise ValueError("Ingrese un monto en números, por ejemplo 125.50.")
-        value = Decimal(text)
-        if value.as_tuple().exponent < -2:
-            raise ValueError("Use como máximo dos decimales.")
-        if value <= 0:
-            raise ValueError("El monto debe ser mayor que cero.")
-        if value > MAX_AMOUNT:
-            raise ValueError("El monto es demasiado grande.")
-        self.data = value.quantize(Decimal("0.01"))
-
-    def _value(self):
-        return getattr(self, "raw_text", None) or (f"{self.data:.2f}" if self.data else "")
 
 
 def _reason(label: str, *, required: bool = True, maximum: int = 1000):
@@ -61,13 +29,16 @@ def _reason(label: str, *, required: bool = True, maximum: int = 1000):
     return TextAreaField(label, validators=validators, filters=[strip_field, empty_to_none])
 
 
+def _within_term(form, field):
+    if field.data is not None and not 1 <= field.data <= 365:
+        raise ValidationError(TERM_MESSAGE)
+
+
 def _term(label: str, *, required: bool):
-    return IntegerField(
+    return WholeNumberField(
         label,
-        validators=[
-            DataRequired(TERM_MESSAGE) if required else Optional(),
-            NumberRange(min=1, max=365, message=TERM_MESSAGE),
-        ],
+        validators=[DataRequired(TERM_MESSAGE) if required else Optional(), _within_term],
+        message=TERM_MESSAGE,
     )
 
 
@@ -108,12 +79,23 @@ class ReactivateForm(FlaskForm):
 
 
 class LimitForm(FlaskForm):
-    """A new limit with the reason for it."""
+    """A lower limit with the reason for it (an increase is a request)."""
 
     credit_limit = MoneyField(
-        "Nuevo límite (US$)", validators=[InputRequired("Indique el límite.")]
+        "Nuevo límite, menor (US$)", validators=[InputRequired("Indique el límite.")]
     )
     approval_notes = _reason("Motivo del cambio")
+
+
+class IncreaseForm(FlaskForm):
+    """Ask for a higher limit; another approver decides."""
+
+    requested_limit = MoneyField(
+        "Límite solicitado (US$)",
+        validators=[InputRequired("Indique el límite.")],
+        id="increase-limit",
+    )
+    reason = _reason("Justificación")
 
 
 def _uuid(value):

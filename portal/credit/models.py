@@ -17,6 +17,8 @@ ACCOUNT_STATUSES = {
     "suspended": "Suspendida",
     "cancelled": "Cancelada",
 }
+REQUEST_KINDS = {"new_line": "Línea nueva", "increase": "Aumento de límite"}
+REQUEST_STATES = {"pending": "Pendiente", "approved": "Aprobada", "rejected": "Rechazada"}
 USAGE_STATUSES = {
     "pending": "Pendiente",
     "paid": "Pagado",
@@ -30,7 +32,6 @@ PAYMENT_METHODS = {
     "check": "Cheque",
 }
 MONEY = sa.Numeric(12, 2)
-MAX_AMOUNT = Decimal("9999999999.99")
 
 
 class CreditAccount(TenantMixin, db.Model):
@@ -52,15 +53,29 @@ class CreditAccount(TenantMixin, db.Model):
     approval_notes: Mapped[str | None] = mapped_column(sa.Text)
     suspended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(sa.Text)
-    requested_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    requested_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    requested_limit: Mapped[Decimal | None] = mapped_column(MONEY)
-    requested_term_days: Mapped[int | None]
-    request_notes: Mapped[str | None] = mapped_column(sa.Text)
-    decided_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    decided_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
+
+
+class CreditRequest(TenantMixin, db.Model):
+    """A request for a new line or a limit increase, and its decision (by someone else)."""
+
+    __tablename__ = "credit_requests"
+
+    credit_request_id: Mapped[uuid.UUID] = uuid_pk()
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    requested_limit: Mapped[Decimal] = mapped_column(MONEY)
+    requested_term_days: Mapped[int | None]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    requested_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    requested_at: Mapped[datetime] = created_at()
+    state: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    decided_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    decision_notes: Mapped[str | None] = mapped_column(sa.Text)
+    approved_limit: Mapped[Decimal | None] = mapped_column(MONEY)
+    approved_term_days: Mapped[int | None]
 
 
 class CreditUsage(TenantMixin, db.Model):
@@ -100,7 +115,11 @@ class CreditPayment(TenantMixin, db.Model):
 
 
 class CreditPaymentAllocation(TenantMixin, db.Model):
-    """The part of a payment applied to one usage (FIFO by due date, then creation)."""
+    """The part of a payment applied to one usage (FIFO by due date, then creation).
+
+    Append-only: a reversal adds a negative row per allocation it undoes, so the sum per usage
+    is what is still applied and the history of what was paid and undone stays.
+    """
 
     __tablename__ = "credit_payment_allocations"
 
@@ -108,4 +127,5 @@ class CreditPaymentAllocation(TenantMixin, db.Model):
     payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     usage_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     amount: Mapped[Decimal] = mapped_column(MONEY)
+    reverses_allocation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created_at()

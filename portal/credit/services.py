@@ -23,12 +23,14 @@ from portal.credit.models import (
     CreditAccount,
     CreditPayment,
     CreditPaymentAllocation,
+    CreditRequest,
     CreditUsage,
 )
 from portal.customers.models import Customer, CustomerSegment
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.money import money
+from portal.settings.services import organization_settings_get
 
 ACCOUNT_FIELDS = (
     "status",
@@ -40,11 +42,19 @@ ACCOUNT_FIELDS = (
     "approval_notes",
     "suspended_at",
     "suspension_reason",
-    "requested_by",
+)
+REQUEST_FIELDS = (
+    "credit_request_id",
+    "kind",
     "requested_limit",
     "requested_term_days",
-    "request_notes",
+    "reason",
+    "requested_by",
+    "state",
     "decided_by",
+    "decision_notes",
+    "approved_limit",
+    "approved_term_days",
 )
 OUTSTANDING = ("pending", "overdue")
 
@@ -57,17 +67,26 @@ class CreditError(ValueError):
         self.field = field
 
 
-def _snapshot(account: CreditAccount) -> dict:
-    return {field: getattr(account, field) for field in ACCOUNT_FIELDS}
+def _snapshot(account: CreditAccount, request: CreditRequest | None = None) -> dict:
+    snapshot = {field: getattr(account, field) for field in ACCOUNT_FIELDS}
+    if request is not None:
+        snapshot["request"] = {field: getattr(request, field) for field in REQUEST_FIELDS}
+    return snapshot
 
 
-def _audit_account(action: str, account: CreditAccount, before: dict | None, actor=None) -> None:
+def _audit_account(
+    action: str,
+    account: CreditAccount,
+    before: dict | None,
+    actor=None,
+    request: CreditRequest | None = None,
+) -> None:
     audit_record(
         action=action,
         entity_type="credit_account",
         entity_id=account.credit_account_id,
         before=before,
-        after=_snapshot(account),
+        after=_snapshot(account, request),
         actor=actor,
     )
 
@@ -76,11 +95,20 @@ def _audit_account(action: str, account: CreditAccount, before: dict | None, act
 
 
 def account_get(account_id: uuid.UUID, *, for_update: bool = False) -> CreditAccount | None:
-    """One account of the current organization (locked when asked)."""
+    """One account of the current organization (locked, and re-read under the lock, if asked)."""
     statement = sa.select(CreditAccount).where(CreditAccount.credit_account_id == account_id)
     if for_update:
-        statement = statement.with_for_update()
+        # populate_existing: a row the session already holds (e.g. loaded by the view before
+        # another transaction changed it) is refreshed from the locked row, never used stale.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return db.session.scalar(statement)
+
+
+def _account_locked(account_id: uuid.UUID) -> CreditAccount:
+    account = account_get(account_id, for_update=True)
+    if account is None:
+        raise LookupError(account_id)
+    return account
 
 
 def account_for_customer(customer_id: uuid.UUID) -> CreditAccount | None:
@@ -90,92 +118,230 @@ def account_for_customer(customer_id: uuid.UUID) -> CreditAccount | None:
     )
 
 
+def credit_request_pending(account_id: uuid.UUID) -> CreditRequest | None:
+    """The account's request waiting for a decision (at most one), if any."""
+    return db.session.scalar(
+        sa.select(CreditRequest).where(
+            CreditRequest.credit_account_id == account_id, CreditRequest.state == "pending"
+        )
+    )
+
+
+def account_requester(account_id: uuid.UUID) -> uuid.UUID | None:
+    """Who requested the account's line (its latest new-line request), if anyone."""
+    return db.session.scalar(
+        sa.select(CreditRequest.requested_by)
+        .where(CreditRequest.credit_account_id == account_id, CreditRequest.kind == "new_line")
+        .order_by(CreditRequest.requested_at.desc())
+        .limit(1)
+    )
+
+
+def _within_maximum(limit: Decimal, field: str) -> None:
+    # Share lock on the settings row: concurrent decisions proceed together, a change of the
+    # maximum waits for them (and they for it), so none commits against a stale maximum.
+    maximum = organization_settings_get(lock="share").max_credit_limit
+    if limit > maximum:
+        raise CreditError(
+            f"El límite supera el máximo de la organización ({money(maximum)}).", field
+        )
+
+
 def credit_request(
-    *, customer: Customer, limit: Decimal, term_days: int, notes: str, requester: StaffUser
-) -> CreditAccount:
-    """Ask for a credit account (or ask again after a rejection); an approver decides."""
+    *,
+    customer_id: uuid.UUID,
+    limit: Decimal,
+    term_days: int,
+    notes: str,
+    requester: StaffUser,
+) -> tuple[CreditRequest, bool]:
+    """Ask for a credit line (again after a rejection); created=False for a repeated submit."""
+    customer = db.session.scalar(sa.select(Customer).where(Customer.customer_id == customer_id))
+    if customer is None:
+        raise LookupError(customer_id)
     if customer.status != "active":
         raise CreditError("Solo un cliente activo puede solicitar crédito.")
+    _within_maximum(limit, "requested_limit")
+    # Concurrent requests for one customer meet here: the second waits for the first to commit,
+    # then finds its account instead of failing on the unique customer constraint.
+    created = db.session.execute(
+        pg_insert(CreditAccount)
+        .values(
+            organization_id=current_organization_id(),
+            customer_id=customer_id,
+            credit_limit=Decimal("0"),
+            payment_term_days=term_days,
+            status="pending",
+        )
+        .on_conflict_do_nothing(constraint="unique_org_credit_customer")
+        .returning(CreditAccount.credit_account_id)
+    ).scalar()
     account = db.session.scalar(
         sa.select(CreditAccount)
-        .where(CreditAccount.customer_id == customer.customer_id)
+        .where(CreditAccount.customer_id == customer_id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     before = None
-    if account is None:
-        account = CreditAccount(customer_id=customer.customer_id, credit_limit=Decimal("0"))
-        db.session.add(account)
-    elif account.status != "cancelled":
-        status = ACCOUNT_STATUSES[account.status].lower()
-        raise CreditError(f"El cliente ya tiene una cuenta de crédito ({status}).")
-    else:
+    if created is None:
+        if account.status == "pending":
+            pending = credit_request_pending(account.credit_account_id)
+            if (
+                pending.requested_by == requester.staff_user_id
+                and pending.requested_limit == limit
+                and pending.requested_term_days == term_days
+            ):
+                return pending, False  # the same request submitted twice (a double click)
+            raise CreditError("El cliente ya tiene una solicitud de crédito pendiente.")
+        if account.status != "cancelled":
+            status = ACCOUNT_STATUSES[account.status].lower()
+            raise CreditError(f"El cliente ya tiene una cuenta de crédito ({status}).")
         before = _snapshot(account)
-    account.status = "pending"
-    account.credit_limit = Decimal("0")
-    account.requested_limit = limit
-    account.requested_term_days = term_days
-    account.payment_term_days = term_days
-    account.request_notes = notes
-    account.requested_by = requester.staff_user_id
-    account.requested_at = sa.func.now()
-    account.decided_by = account.approved_by = account.approved_at = None
-    account.approval_notes = None
+        account.status = "pending"
+        account.credit_limit = Decimal("0")
+        account.payment_term_days = term_days
+        account.approved_by = account.approved_at = account.approval_notes = None
+    request = CreditRequest(
+        credit_account_id=account.credit_account_id,
+        kind="new_line",
+        requested_limit=limit,
+        requested_term_days=term_days,
+        reason=notes,
+        requested_by=requester.staff_user_id,
+    )
+    db.session.add(request)
     db.session.flush()
-    _audit_account("credit.requested", account, before)
-    return account
+    _audit_account("credit.requested", account, before, request=request)
+    db.session.commit()
+    return request, True
 
 
-def _pending_for_decision(account_id: uuid.UUID, approver: StaffUser) -> CreditAccount:
-    account = account_get(account_id, for_update=True)
-    if account is None:
-        raise LookupError(account_id)
-    if account.status != "pending":
+def credit_increase_request(
+    *, account_id: uuid.UUID, limit: Decimal, reason: str, requester: StaffUser
+) -> CreditRequest:
+    """Ask for a higher limit on an approved account; another approver decides."""
+    account = _account_locked(account_id)
+    if account.status != "approved":
+        raise CreditError("Solo se pide un aumento para una cuenta aprobada.")
+    if limit <= account.credit_limit:
+        raise CreditError(
+            f"El límite solicitado debe ser mayor que el actual ({money(account.credit_limit)}).",
+            "requested_limit",
+        )
+    _within_maximum(limit, "requested_limit")
+    if credit_request_pending(account_id) is not None:
+        raise CreditError("La cuenta ya tiene una solicitud pendiente de decisión.")
+    request = CreditRequest(
+        credit_account_id=account_id,
+        kind="increase",
+        requested_limit=limit,
+        reason=reason,
+        requested_by=requester.staff_user_id,
+    )
+    db.session.add(request)
+    db.session.flush()
+    _audit_account("credit.increase_requested", account, _snapshot(account), request=request)
+    db.session.commit()
+    return request
+
+
+def _pending_for_decision(
+    request_id: uuid.UUID, approver: StaffUser
+) -> tuple[CreditRequest, CreditAccount]:
+    request = db.session.scalar(
+        sa.select(CreditRequest)
+        .where(CreditRequest.credit_request_id == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if request is None:
+        raise LookupError(request_id)
+    account = _account_locked(request.credit_account_id)
+    if request.state != "pending":
         raise CreditError("Esta solicitud ya fue decidida.")
-    if account.requested_by == approver.staff_user_id:
+    if request.requested_by == approver.staff_user_id:
         raise CreditError("No puede decidir una solicitud que usted mismo creó (doble control).")
-    return account
+    return request, account
 
 
 def credit_approve(
     *,
-    account_id: uuid.UUID,
+    request_id: uuid.UUID,
     approver: StaffUser,
     limit: Decimal | None,
     term_days: int | None,
     notes: str | None,
-) -> CreditAccount:
+) -> CreditRequest:
     """Approve a pending request, possibly with another limit or terms (never one's own)."""
-    account = _pending_for_decision(account_id, approver)
-    before = _snapshot(account)
-    account.status = "approved"
-    account.credit_limit = limit or account.requested_limit
-    account.payment_term_days = (
-        term_days or account.requested_term_days or account.payment_term_days
+    request, account = _pending_for_decision(request_id, approver)
+    limit = limit or request.requested_limit
+    _within_maximum(limit, "credit_limit")
+    before = _snapshot(account, request)
+    if request.kind == "increase":
+        if account.status != "approved":
+            raise CreditError("La cuenta ya no está aprobada: rechace el aumento o reactívela.")
+        if limit <= account.credit_limit:
+            raise CreditError(
+                f"El límite aprobado debe ser mayor que el actual ({money(account.credit_limit)}).",
+                "credit_limit",
+            )
+        term_days = account.payment_term_days
+    else:
+        term_days = term_days or request.requested_term_days
+        account.status = "approved"
+        account.payment_term_days = term_days
+        account.approved_by = approver.staff_user_id
+        account.approved_at = clock.today()
+    account.credit_limit = limit
+    account.approval_notes = notes
+    request.state = "approved"
+    request.approved_limit = limit
+    request.approved_term_days = term_days
+    request.decision_notes = notes
+    request.decided_by = approver.staff_user_id
+    request.decided_at = sa.func.now()
+    db.session.flush()
+    _audit_account(
+        "credit.increase_approved" if request.kind == "increase" else "credit.approved",
+        account,
+        before,
+        request=request,
     )
-    account.approval_notes = notes
-    account.approved_by = account.decided_by = approver.staff_user_id
-    account.approved_at = clock.today()
-    account.decided_at = sa.func.now()
+    db.session.commit()
+    return request
+
+
+def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditRequest:
+    """Reject a pending request with notes (never one's own); a new line's account is cancelled."""
+    request, account = _pending_for_decision(request_id, approver)
+    before = _snapshot(account, request)
+    if request.kind == "new_line":
+        account.status = "cancelled"
+        account.approval_notes = notes
+    request.state = "rejected"
+    request.decision_notes = notes
+    request.decided_by = approver.staff_user_id
+    request.decided_at = sa.func.now()
     db.session.flush()
-    _audit_account("credit.approved", account, before)
-    return account
+    _audit_account(
+        "credit.increase_rejected" if request.kind == "increase" else "credit.rejected",
+        account,
+        before,
+        request=request,
+    )
+    db.session.commit()
+    return request
 
 
-def credit_reject(*, account_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditAccount:
-    """Reject a pending request with notes (never one's own)."""
-    account = _pending_for_decision(account_id, approver)
-    before = _snapshot(account)
-    account.status = "cancelled"
-    account.approval_notes = notes
-    account.decided_by = approver.staff_user_id
-    account.decided_at = sa.func.now()
-    db.session.flush()
-    _audit_account("credit.rejected", account, before)
-    return account
+def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:
+    if account_requester(account.credit_account_id) == actor.staff_user_id:
+        raise CreditError(
+            "Usted solicitó esta cuenta: otro aprobador debe suspenderla, reactivarla "
+            "o cambiar su límite (doble control)."
+        )
 
 
-def credit_suspend(*, account: CreditAccount, reason: str, actor=None) -> CreditAccount:
-    """Suspend an approved account with a reason."""
+def _suspend(account: CreditAccount, *, reason: str, actor) -> None:
     if account.status != "approved":
         raise CreditError("Solo una cuenta aprobada puede suspenderse.")
     before = _snapshot(account)
@@ -184,11 +350,21 @@ def credit_suspend(*, account: CreditAccount, reason: str, actor=None) -> Credit
     account.suspension_reason = reason
     db.session.flush()
     _audit_account("credit.suspended", account, before, actor)
+
+
+def credit_suspend(*, account_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditAccount:
+    """Suspend an approved account with a reason (not by its own requester); commits."""
+    account = _account_locked(account_id)
+    _not_the_requester(account, actor)
+    _suspend(account, reason=reason, actor=actor)
+    db.session.commit()
     return account
 
 
-def credit_reactivate(*, account: CreditAccount, notes: str) -> CreditAccount:
-    """Reactivate a suspended account."""
+def credit_reactivate(*, account_id: uuid.UUID, notes: str, actor: StaffUser) -> CreditAccount:
+    """Reactivate a suspended account (not by its own requester); commits."""
+    account = _account_locked(account_id)
+    _not_the_requester(account, actor)
     if account.status != "suspended":
         raise CreditError("Solo una cuenta suspendida puede reactivarse.")
     before = _snapshot(account)
@@ -197,14 +373,25 @@ def credit_reactivate(*, account: CreditAccount, notes: str) -> CreditAccount:
     account.suspension_reason = None
     account.approval_notes = notes
     db.session.flush()
-    _audit_account("credit.reactivated", account, before)
+    _audit_account("credit.reactivated", account, before, actor)
+    db.session.commit()
     return account
 
 
-def credit_limit_change(*, account: CreditAccount, limit: Decimal, reason: str) -> CreditAccount:
-    """Change the limit of an approved or suspended account; never below what is used."""
+def credit_limit_decrease(
+    *, account_id: uuid.UUID, limit: Decimal, reason: str, actor: StaffUser
+) -> CreditAccount:
+    """Lower the limit at once (never below what is used); an increase is a request. Commits."""
+    account = _account_locked(account_id)
+    _not_the_requester(account, actor)
     if account.status not in ("approved", "suspended"):
         raise CreditError("Solo se cambia el límite de una cuenta aprobada o suspendida.")
+    if limit > account.credit_limit:
+        raise CreditError(
+            "Un aumento de límite es una solicitud que decide otro aprobador: "
+            "use «Solicitar aumento».",
+            "credit_limit",
+        )
     if limit < account.credit_used:
         raise CreditError(
             f"El límite no puede ser menor que lo usado ({money(account.credit_used)}).",
@@ -214,7 +401,8 @@ def credit_limit_change(*, account: CreditAccount, limit: Decimal, reason: str) 
     account.credit_limit = limit
     account.approval_notes = reason
     db.session.flush()
-    _audit_account("credit.limit_changed", account, before)
+    _audit_account("credit.limit_changed", account, before, actor)
+    db.session.commit()
     return account
 
 
@@ -323,13 +511,18 @@ def usage_cancel(*, usage_id: uuid.UUID) -> CreditUsage:
     usage = usage_get(usage_id)
     if usage is None:
         raise LookupError(usage_id)
-    account_get(usage.credit_account_id, for_update=True)
+    _account_locked(usage.credit_account_id)
+    still_applied = (
+        sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
+        .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
+        .scalar_subquery()
+    )
     cancelled = db.session.execute(
         sa.update(CreditUsage)
         .where(
             CreditUsage.usage_id == usage_id,
             CreditUsage.status == "pending",
-            ~sa.exists().where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id),
+            still_applied == 0,
         )
         .values(status="cancelled", cancelled_at=sa.func.now())
         .returning(CreditUsage.amount)
@@ -401,9 +594,7 @@ def payment_record(
     actor: StaffUser | None,
 ) -> tuple[CreditPayment, bool]:
     """Record a payment once per idempotency key and allocate it FIFO; created=False on a retry."""
-    account = account_get(account_id, for_update=True)  # payments of one account serialise here
-    if account is None:
-        raise LookupError(account_id)
+    account = _account_locked(account_id)  # payments of one account serialise here
     existing = db.session.scalar(
         sa.select(CreditPayment).where(CreditPayment.idempotency_key == key)
     )
@@ -421,7 +612,7 @@ def payment_record(
         )
     if amount > account.credit_used:
         raise CreditError(
-            f"El pago excede lo adeudado: el saldo es {money(account.credit_used)}.", "amount"
+            f"Pago mayor que lo adeudado: el saldo es {money(account.credit_used)}.", "amount"
         )
     payment = CreditPayment(
         credit_account_id=account_id,
@@ -466,11 +657,14 @@ def payment_record(
 
 
 def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditPayment:
-    """Reverse a payment (e.g. a bounced check): its allocations are undone, the debt returns."""
+    """Reverse a payment (e.g. a bounced check): what it paid is owed again; commits.
+
+    The payment's allocations stay; one negative allocation per original records the undoing.
+    """
     payment = payment_get(payment_id)
     if payment is None:
         raise LookupError(payment_id)
-    account = account_get(payment.credit_account_id, for_update=True)
+    account = _account_locked(payment.credit_account_id)
     db.session.refresh(payment)
     if payment.reversed_at is not None:
         raise CreditError("Este pago ya fue revertido.")
@@ -478,15 +672,34 @@ def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> 
         raise CreditError(
             "Revertir este pago superaría el límite de crédito; ajuste el límite primero."
         )
-    removed = db.session.execute(
-        sa.delete(CreditPaymentAllocation)
-        .where(CreditPaymentAllocation.payment_id == payment_id)
+    undone = db.session.execute(
+        sa.insert(CreditPaymentAllocation)
+        .from_select(
+            [
+                "allocation_id",
+                "organization_id",
+                "payment_id",
+                "usage_id",
+                "amount",
+                "reverses_allocation_id",
+            ],
+            sa.select(
+                sa.func.gen_random_uuid(),
+                CreditPaymentAllocation.organization_id,
+                CreditPaymentAllocation.payment_id,
+                CreditPaymentAllocation.usage_id,
+                -CreditPaymentAllocation.amount,
+                CreditPaymentAllocation.allocation_id,
+            ).where(
+                CreditPaymentAllocation.payment_id == payment_id,
+                CreditPaymentAllocation.reverses_allocation_id.is_(None),
+            ),
+        )
         .returning(CreditPaymentAllocation.usage_id, CreditPaymentAllocation.amount)
-        .execution_options(synchronize_session=False)
     ).all()
     db.session.execute(
         sa.update(CreditUsage)
-        .where(CreditUsage.usage_id.in_([row.usage_id for row in removed]))
+        .where(CreditUsage.usage_id.in_([row.usage_id for row in undone]))
         .where(CreditUsage.status == "paid")
         .values(
             status=sa.case((CreditUsage.due_date < clock.today(), "overdue"), else_="pending"),
@@ -509,11 +722,13 @@ def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> 
         action="credit.payment_reversed",
         entity_type="credit_account",
         entity_id=account.credit_account_id,
-        before={
+        before={"payment_id": payment_id},
+        after={
             "payment_id": payment_id,
-            "allocations": [{"usage_id": row.usage_id, "amount": row.amount} for row in removed],
+            "reversal_reason": reason,
+            "allocations": [{"usage_id": row.usage_id, "amount": row.amount} for row in undone],
         },
-        after={"payment_id": payment_id, "reversal_reason": reason},
+        actor=actor,
     )
     return payment_get(payment_id)
 
@@ -546,8 +761,8 @@ def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 
         )
     )
     for account in accounts:
-        credit_suspend(
-            account=account,
+        _suspend(
+            account,
             reason=f"Suspensión automática: cargos vencidos hace más de {suspend_after_days} días.",
             actor=SYSTEM_ACTOR,
         )
@@ -561,6 +776,7 @@ def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 
 class QueueItem:
     """A pending request with what an approver needs to decide."""
 
+    request: CreditRequest
     account: CreditAccount
     customer: Customer
     segment: CustomerSegment | None
@@ -572,37 +788,18 @@ class QueueItem:
 
 
 def credit_queue() -> list[QueueItem]:
-    """Pending requests, oldest first, with customer facts and payment behaviour."""
-    accounts = list(
-        db.session.scalars(
-            sa.select(CreditAccount)
-            .where(CreditAccount.status == "pending")
-            .order_by(CreditAccount.requested_at, CreditAccount.created_at)
-        )
-    )
-    if not accounts:
+    """Pending requests (new lines and increases), oldest first, with customer facts."""
+    rows = db.session.execute(
+        sa.select(CreditRequest, CreditAccount, Customer, CustomerSegment, StaffUser)
+        .join(CreditAccount, CreditAccount.credit_account_id == CreditRequest.credit_account_id)
+        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
+        .outerjoin(CustomerSegment, CustomerSegment.customer_id == Customer.customer_id)
+        .outerjoin(StaffUser, StaffUser.staff_user_id == CreditRequest.requested_by)
+        .where(CreditRequest.state == "pending")
+        .order_by(CreditRequest.requested_at, CreditRequest.credit_request_id)
+    ).all()
+    if not rows:
         return []
-    customer_ids = [account.customer_id for account in accounts]
-    customers = {
-        c.customer_id: c
-        for c in db.session.scalars(
-            sa.select(Customer).where(Customer.customer_id.in_(customer_ids))
-        )
-    }
-    segments = {
-        s.customer_id: s
-        for s in db.session.scalars(
-            sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(customer_ids))
-        )
-    }
-    requesters = {
-        u.staff_user_id: u
-        for u in db.session.scalars(
-            sa.select(StaffUser).where(
-                StaffUser.staff_user_id.in_([a.requested_by for a in accounts if a.requested_by])
-            )
-        )
-    }
     behaviour = {
         row.credit_account_id: row
         for row in db.session.execute(
@@ -616,19 +813,20 @@ def credit_queue() -> list[QueueItem]:
                 .label("days_to_pay"),
                 sa.func.count().filter(CreditUsage.status == "overdue").label("overdue"),
             )
-            .where(CreditUsage.credit_account_id.in_([a.credit_account_id for a in accounts]))
+            .where(CreditUsage.credit_account_id.in_([row[1].credit_account_id for row in rows]))
             .group_by(CreditUsage.credit_account_id)
         )
     }
     items = []
-    for account in accounts:
+    for request, account, customer, segment, requester in rows:
         stats = behaviour.get(account.credit_account_id)
         items.append(
             QueueItem(
+                request=request,
                 account=account,
-                customer=customers[account.customer_id],
-                segment=segments.get(account.customer_id),
-                requester=requesters.get(account.requested_by),
+                customer=customer,
+                segment=segment,
+                requester=requester,
                 paid_usages=stats.paid if stats else 0,
                 average_days_to_pay=float(stats.days_to_pay)
                 if stats and stats.days_to_pay
@@ -644,8 +842,8 @@ def credit_queue_count() -> int:
     """How many requests wait for a decision."""
     return db.session.scalar(
         sa.select(sa.func.count())
-        .select_from(CreditAccount)
-        .where(CreditAccount.status == "pending")
+        .select_from(CreditRequest)
+        .where(CreditRequest.state == "pending")
     )
 
 
@@ -668,7 +866,7 @@ def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal]]:
 
 
 def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
-    """The account's payments, newest first, each with its allocations."""
+    """The account's payments, newest first, each with its allocations (and their reversals)."""
     payments = list(
         db.session.scalars(
             sa.select(CreditPayment)
@@ -678,8 +876,14 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
     )
     allocations: dict[uuid.UUID, list] = {}
     for allocation in db.session.scalars(
-        sa.select(CreditPaymentAllocation).where(
-            CreditPaymentAllocation.payment_id.in_([p.payment_id for p in payments])
+        sa.select(CreditPaymentAllocation)
+        .join(CreditUsage, CreditUsage.usage_id == CreditPaymentAllocation.usage_id)
+        .where(CreditPaymentAllocation.payment_id.in_([p.payment_id for p in payments]))
+        .order_by(
+            CreditPaymentAllocation.created_at,
+            CreditUsage.due_date,
+            CreditUsage.created_at,
+            CreditUsage.usage_id,
         )
     ):
         allocations.setdefault(allocation.payment_id, []).append(allocation)
@@ -770,7 +974,14 @@ def account_statement(
                 )
             )
     for payment, allocations in account_payments(account_id):
-        applied = ", ".join(f"{money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations)
+        applied = ", ".join(
+            f"{money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations if a.amount > 0
+        )
+        undone = ", ".join(
+            f"{money(-a.amount)} de cargo {str(a.usage_id)[:8]}"
+            for a in allocations
+            if a.amount < 0
+        )
         method = payment.payment_method
         reference = f" ref. {payment.payment_reference}" if payment.payment_reference else ""
         movements.append(
@@ -787,7 +998,8 @@ def account_statement(
                 (
                     _local_date(payment.reversed_at),
                     3,
-                    f"Reversión de pago: {payment.reversal_reason}",
+                    f"Reversión de pago: {payment.reversal_reason}"
+                    + (f" (deshecho {undone})" if undone else ""),
                     payment.amount,
                     Decimal(0),
                 )

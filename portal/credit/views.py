@@ -13,6 +13,7 @@ from portal.credit.forms import (
     ApproveForm,
     CreditRequestForm,
     DateRangeForm,
+    IncreaseForm,
     LimitForm,
     PaymentForm,
     ReactivateForm,
@@ -30,12 +31,14 @@ from portal.credit.services import (
     account_usages,
     aging_report,
     credit_approve,
-    credit_limit_change,
+    credit_increase_request,
+    credit_limit_decrease,
     credit_queue,
     credit_queue_count,
     credit_reactivate,
     credit_reject,
     credit_request,
+    credit_request_pending,
     credit_suspend,
     payment_get,
     payment_record,
@@ -59,8 +62,8 @@ REPORT_READERS = ("credit_staff", "credit_approver", "org_admin")
 INVALID = 422
 
 
-def _account_or_404(account_id: uuid.UUID, *, for_update: bool = False):
-    account = account_get(account_id, for_update=for_update)
+def _account_or_404(account_id: uuid.UUID):
+    account = account_get(account_id)
     if account is None:
         abort(404)
     return account
@@ -72,26 +75,29 @@ def _account_or_404(account_id: uuid.UUID, *, for_update: bool = False):
 @bp.route("/request/<uuid:customer_id>", methods=["GET", "POST"])
 @role_required(*REQUESTERS)
 def request_credit(customer_id: uuid.UUID):
-    """Request a credit account for a customer."""
+    """Request a credit account for a customer; submitting the same request twice is harmless."""
     customer = customer_get(customer_id)
     if customer is None:
         abort(404)
     form = CreditRequestForm()
     if form.validate_on_submit():
         try:
-            credit_request(
-                customer=customer,
+            _, created = credit_request(
+                customer_id=customer_id,
                 limit=form.requested_limit.data,
                 term_days=form.requested_term_days.data,
                 notes=form.request_notes.data,
                 requester=current_user,
             )
         except CreditError as error:
-            db.session.rollback()
             form_error(form, str(error), error.field)
         else:
-            db.session.commit()
-            flash("Solicitud de crédito enviada a aprobación.", "success")
+            flash(
+                "Solicitud de crédito enviada a aprobación."
+                if created
+                else "Esta solicitud ya estaba registrada y sigue pendiente de aprobación.",
+                "success",
+            )
             return redirect(url_for("customers.detail", customer_id=customer_id))
     status = INVALID if form.is_submitted() else 200
     return render_template("credit/request.html", form=form, customer=customer), status
@@ -101,17 +107,15 @@ def request_credit(customer_id: uuid.UUID):
 @role_required(*APPROVERS)
 def queue():
     """Pending requests, oldest first, with the facts to decide on."""
-    return render_template(
-        "credit/queue.html", items=credit_queue(), approve=ApproveForm(), reject=RejectForm()
-    )
+    return render_template("credit/queue.html", items=credit_queue())
 
 
-def _decision_response(account_id: uuid.UUID, message: str):
+def _decision_response(request_id: uuid.UUID, message: str):
     if is_htmx():
         # The row leaves the queue; the badge in the navigation updates out of band.
         return render_template(
             "credit/_decided.html",
-            account_id=account_id,
+            request_id=request_id,
             message=message,
             pending=credit_queue_count(),
         )
@@ -119,27 +123,29 @@ def _decision_response(account_id: uuid.UUID, message: str):
     return redirect(url_for("credit.queue"))
 
 
-def _queue_refusal(account_id: uuid.UUID, message: str):
+def _queue_refusal(request_id: uuid.UUID, message: str):
     if is_htmx():
         # Keep the row and its forms; show the reason inside it.
-        headers = {"HX-Retarget": f"#refusal-{account_id}", "HX-Reswap": "innerHTML"}
+        headers = {"HX-Retarget": f"#refusal-{request_id}", "HX-Reswap": "innerHTML"}
         return render_template("credit/_refusal.html", message=message), INVALID, headers
     flash(message, "error")
     return redirect(url_for("credit.queue"))
 
 
-@bp.post("/accounts/<uuid:account_id>/approve")
+def _form_errors(form) -> str:
+    return " ".join(error for errors in form.errors.values() for error in errors)
+
+
+@bp.post("/requests/<uuid:request_id>/approve")
 @role_required(*APPROVERS)
-def approve(account_id: uuid.UUID):
+def approve(request_id: uuid.UUID):
     """Approve a request (never one's own)."""
     form = ApproveForm()
     if not form.validate():
-        return _queue_refusal(
-            account_id, " ".join(e for errors in form.errors.values() for e in errors)
-        )
+        return _queue_refusal(request_id, _form_errors(form))
     try:
         credit_approve(
-            account_id=account_id,
+            request_id=request_id,
             approver=current_user,
             limit=form.credit_limit.data,
             term_days=form.payment_term_days.data,
@@ -148,30 +154,24 @@ def approve(account_id: uuid.UUID):
     except LookupError:
         abort(404)
     except CreditError as error:
-        db.session.rollback()
-        return _queue_refusal(account_id, str(error))
-    db.session.commit()
-    return _decision_response(account_id, "Crédito aprobado.")
+        return _queue_refusal(request_id, str(error))
+    return _decision_response(request_id, "Crédito aprobado.")
 
 
-@bp.post("/accounts/<uuid:account_id>/reject")
+@bp.post("/requests/<uuid:request_id>/reject")
 @role_required(*APPROVERS)
-def reject(account_id: uuid.UUID):
+def reject(request_id: uuid.UUID):
     """Reject a request with notes (never one's own)."""
     form = RejectForm()
     if not form.validate():
-        return _queue_refusal(
-            account_id, " ".join(e for errors in form.errors.values() for e in errors)
-        )
+        return _queue_refusal(request_id, _form_errors(form))
     try:
-        credit_reject(account_id=account_id, approver=current_user, notes=form.approval_notes.data)
+        credit_reject(request_id=request_id, approver=current_user, notes=form.approval_notes.data)
     except LookupError:
         abort(404)
     except CreditError as error:
-        db.session.rollback()
-        return _queue_refusal(account_id, str(error))
-    db.session.commit()
-    return _decision_response(account_id, "Solicitud rechazada.")
+        return _queue_refusal(request_id, str(error))
+    return _decision_response(request_id, "Solicitud rechazada.")
 
 
 # --- the account ledger --------------------------------------------------------------------
@@ -198,6 +198,8 @@ def _ledger_response(account, status=200, **forms):
         "suspend_form": SuspendForm(formdata=None),
         "reactivate_form": ReactivateForm(formdata=None),
         "limit_form": LimitForm(formdata=None),
+        "increase_form": IncreaseForm(formdata=None),
+        "pending_request": credit_request_pending(account.credit_account_id),
         "reversal_form": ReversalForm(formdata=None),
     }
     return render_template(template, **context), status
@@ -314,28 +316,28 @@ def reverse_payment(payment_id: uuid.UUID):
     return _after_change(payment.credit_account_id, "Pago revertido.")
 
 
-def _approver_action(account_id: uuid.UUID, form, action, message: str):
-    account = _account_or_404(account_id, for_update=True)
+def _account_action(account_id: uuid.UUID, form, action, message: str):
+    _account_or_404(account_id)
     if not form.validate_on_submit():
-        return _refused(account_id, " ".join(e for errors in form.errors.values() for e in errors))
+        return _refused(account_id, _form_errors(form))
     try:
-        action(account)
+        action()
     except CreditError as error:
-        db.session.rollback()
         return _refused(account_id, str(error))
-    db.session.commit()
     return _after_change(account_id, message)
 
 
 @bp.post("/accounts/<uuid:account_id>/suspend")
 @role_required(*APPROVERS)
 def suspend(account_id: uuid.UUID):
-    """Suspend an approved account."""
+    """Suspend an approved account (not by its own requester)."""
     form = SuspendForm()
-    return _approver_action(
+    return _account_action(
         account_id,
         form,
-        lambda account: credit_suspend(account=account, reason=form.suspension_reason.data),
+        lambda: credit_suspend(
+            account_id=account_id, reason=form.suspension_reason.data, actor=current_user
+        ),
         "Cuenta suspendida.",
     )
 
@@ -343,12 +345,14 @@ def suspend(account_id: uuid.UUID):
 @bp.post("/accounts/<uuid:account_id>/reactivate")
 @role_required(*APPROVERS)
 def reactivate(account_id: uuid.UUID):
-    """Reactivate a suspended account."""
+    """Reactivate a suspended account (not by its own requester)."""
     form = ReactivateForm()
-    return _approver_action(
+    return _account_action(
         account_id,
         form,
-        lambda account: credit_reactivate(account=account, notes=form.approval_notes.data),
+        lambda: credit_reactivate(
+            account_id=account_id, notes=form.approval_notes.data, actor=current_user
+        ),
         "Cuenta reactivada.",
     )
 
@@ -356,15 +360,36 @@ def reactivate(account_id: uuid.UUID):
 @bp.post("/accounts/<uuid:account_id>/limit")
 @role_required(*APPROVERS)
 def change_limit(account_id: uuid.UUID):
-    """Change the credit limit."""
+    """Lower the credit limit at once; an increase is refused here (it is a request)."""
     form = LimitForm()
-    return _approver_action(
+    return _account_action(
         account_id,
         form,
-        lambda account: credit_limit_change(
-            account=account, limit=form.credit_limit.data, reason=form.approval_notes.data
+        lambda: credit_limit_decrease(
+            account_id=account_id,
+            limit=form.credit_limit.data,
+            reason=form.approval_notes.data,
+            actor=current_user,
         ),
-        "Límite actualizado.",
+        "Límite reducido.",
+    )
+
+
+@bp.post("/accounts/<uuid:account_id>/increase")
+@role_required(*CREDIT_STAFF)
+def request_increase(account_id: uuid.UUID):
+    """Ask for a higher limit; it enters the approval queue for another approver."""
+    form = IncreaseForm()
+    return _account_action(
+        account_id,
+        form,
+        lambda: credit_increase_request(
+            account_id=account_id,
+            limit=form.requested_limit.data,
+            reason=form.reason.data,
+            requester=current_user,
+        ),
+        "Solicitud de aumento enviada a aprobación.",
     )
 
 

@@ -26,10 +26,8 @@ def test_approver_approves_from_the_queue(page, org_a):
     other = factories.customer_create(org_a.organization_id, first_name="Iván", last_name="Solís")
     with factories.scoped(org_a.organization_id):
         for who in (customer, other):
-            from portal.customers.services import customer_get
-
             credit_request(
-                customer=customer_get(who.customer_id),
+                customer_id=who.customer_id,
                 limit=Decimal("800"),
                 term_days=30,
                 notes="Compra de materiales",

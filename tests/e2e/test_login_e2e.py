@@ -8,11 +8,25 @@ from playwright.sync_api import expect
 from portal.seed import DEMO_PASSWORD, demo_seed
 
 NAVIGATION = {
-    "admin@demo.pa": ["Clientes", "Antigüedad", "Segmentos", "Eventos", "Usuarios"],
+    "admin@demo.pa": [
+        "Clientes",
+        "Antigüedad",
+        "Segmentos",
+        "Eventos",
+        "Usuarios",
+        "Configuración",
+    ],
     "sucursal@demo.pa": ["Clientes", "Segmentos"],
     "credito@demo.pa": ["Clientes", "Antigüedad", "Segmentos"],
     "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad", "Segmentos"],
-    "admin@otra.pa": ["Clientes", "Antigüedad", "Segmentos", "Eventos", "Usuarios"],
+    "admin@otra.pa": [
+        "Clientes",
+        "Antigüedad",
+        "Segmentos",
+        "Eventos",
+        "Usuarios",
+        "Configuración",
+    ],
 }
 
 

@@ -1,0 +1,60 @@
+"""Reading and changing the organization's settings."""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from portal.audit import audit_record
+from portal.auth.models import StaffUser
+from portal.db import current_organization_id
+from portal.extensions import db
+from portal.settings.models import DEFAULT_MAX_CREDIT_LIMIT, OrganizationSettings
+
+FIELDS = ("max_credit_limit",)
+
+
+def organization_settings_get(*, lock: str | None = None) -> OrganizationSettings:
+    """The current organization's settings; lock="share" or "update" locks the row.
+
+    The row is created with the defaults on first use. A decision that depends on a setting
+    reads it with lock="share": decisions do not block each other, but a change of the setting
+    waits for them (and they for it), so no decision commits against a stale value.
+    """
+    if lock is None:
+        found = db.session.get(OrganizationSettings, current_organization_id())
+        return found or OrganizationSettings(
+            organization_id=current_organization_id(), max_credit_limit=DEFAULT_MAX_CREDIT_LIMIT
+        )
+    db.session.execute(
+        pg_insert(OrganizationSettings)
+        .values(organization_id=current_organization_id())
+        .on_conflict_do_nothing(index_elements=["organization_id"])
+    )
+    return db.session.scalar(
+        sa.select(OrganizationSettings)
+        .where(OrganizationSettings.organization_id == current_organization_id())
+        .with_for_update(read=lock == "share")
+        .execution_options(populate_existing=True)
+    )
+
+
+def organization_settings_update(
+    *, max_credit_limit: Decimal, actor: StaffUser
+) -> OrganizationSettings:
+    """Change the settings (org admins), audited with before and after; commits."""
+    settings = organization_settings_get(lock="update")
+    before = {field: getattr(settings, field) for field in FIELDS}
+    settings.max_credit_limit = max_credit_limit
+    settings.updated_by = actor.staff_user_id
+    db.session.flush()
+    audit_record(
+        action="settings.updated",
+        entity_type="organization_settings",
+        entity_id=settings.organization_id,
+        before=before,
+        after={field: getattr(settings, field) for field in FIELDS},
+        actor=actor,
+    )
+    db.session.commit()
+    return settings
