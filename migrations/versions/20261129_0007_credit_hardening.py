@@ -21,7 +21,7 @@ from alembic import op
 from portal.schema import app_role, grant_app, tenant_rls
 
 revision = "0007_credit_hardening"
-down_revision = "0005_staff_session_cutoff"
+down_revision = "0006_auth_hardening"
 branch_labels = None
 depends_on = None
 

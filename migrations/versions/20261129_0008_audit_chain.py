@@ -17,7 +17,7 @@ from alembic import op
 from portal.schema import app_role, grant_app, tenant_rls
 
 revision = "0008_audit_chain"
-down_revision = "0006_auth_hardening"
+down_revision = "0007_credit_hardening"
 branch_labels = None
 depends_on = None
 
