@@ -219,3 +219,36 @@ def test_seed_demo_is_idempotent_and_bulk_loads_more_customers(app):
             assert customer_count() == 800
         with organization_scope(OTHER_ORG_ID):
             assert customer_count() == 60
+
+
+def test_compose_takes_secrets_from_env_and_seeds_only_in_the_demo_profile():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    example = dict(
+        line.split("=", 1)
+        for line in (root / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(re.findall(r"\$\{(\w+)", text)) <= set(example)  # every variable is documented
+    for secret in ("SECRET_KEY", "POSTGRES_PASSWORD", "OWNER_DB_PASSWORD", "APP_DB_PASSWORD"):
+        assert example[secret] == "" and "${" + secret + ":?" in text  # required, no default
+    assert example["EVENTS_SECRET"] == ""
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        command = " ".join(service.get("command", []))
+        assert "SESSION_COOKIE_SECURE" not in environment
+        if name == "demo-seed":
+            assert service["profiles"] == ["demo"] and "seed-demo" in command
+        else:
+            assert "profiles" not in service and "seed-demo" not in command
+            assert environment.get("PORTAL_ENV", "production") == "production"
+    assert services["web"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
+    init = (root / "docker" / "initdb.sh").read_text()
+    assert "PASSWORD :'owner_password'" in init and "PASSWORD :'app_password'" in init
+    assert ".env" in (root / ".dockerignore").read_text().split()
