@@ -33,8 +33,10 @@ MAX_FUTURE = timedelta(minutes=5)
 # A JSON string literal (escapes included), and the characters that open or close a level.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
-# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate is not encodable text.
+# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate is not encodable text. Strict
+# JSON can only spell them as \u escapes, so a body without such an escape needs no closer look.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class IngestError(ValueError):
@@ -185,7 +187,7 @@ def parse_body(body: bytes) -> list[dict]:
         raise IngestError(400, "El lote está vacío.")
     if len(events) > MAX_EVENTS:
         raise IngestError(413, f"Máximo {MAX_EVENTS} eventos por solicitud.")
-    if _has_unstorable_text(document):
+    if _UNSTORABLE_ESCAPE.search(text) and _has_unstorable_text(document):
         raise IngestError(400, "El JSON contiene caracteres no permitidos (NUL o sustitutos).")
     return events
 
