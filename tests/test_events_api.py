@@ -58,6 +58,11 @@ def test_brackets_inside_strings_do_not_count_as_nesting(client, org_a, customer
     assert response.status_code == 202
 
 
+def test_an_unterminated_string_of_escaped_quotes_is_refused_at_once(client, org_a):
+    response = _signed_raw(client, b'"' + b'\\"' * 150_000)
+    assert response.status_code == 400 and "JSON mal formado" in response.json["error"]
+
+
 @pytest.mark.parametrize(
     "data_json",
     [

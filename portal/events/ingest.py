@@ -30,8 +30,10 @@ MAX_EVENTS = 1000
 MAX_SKEW_SECONDS = 300
 MAX_DEPTH = 12
 MAX_FUTURE = timedelta(minutes=5)
-# A JSON string literal (escapes included), and the characters that open or close a level.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string literal (escapes included), and the characters that open or close a level. The
+# closing quote is optional so an unterminated string ends the scan instead of making it
+# quadratic; such a body is malformed JSON anyway.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 # PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate is not encodable text. Strict
 # JSON can only spell them as \u escapes, so a body without such an escape needs no closer look.
