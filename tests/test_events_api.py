@@ -262,3 +262,24 @@ def test_the_app_role_cannot_read_key_secrets(app, org_a):
         assert db.session.scalar(sa.text("SELECT count(key_id) FROM event_keys")) == 1
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
             db.session.execute(sa.text("SELECT secret FROM event_keys")).all()
+
+
+def test_events_send_signs_with_an_organization_key(
+    app, live_server, org_a, customer, tmp_path, monkeypatch
+):
+    key_id, secret = _key_create(app, org_a)
+    file = tmp_path / "event.json"
+    file.write_text(
+        json.dumps(_event(org_a, customer_id=str(customer.customer_id), new_tier="gold"))
+    )
+    url = f"http://127.0.0.1:{live_server}/api/events"
+    monkeypatch.setenv("EVENTS_KEY_SECRET", secret)
+    result = app.test_cli_runner().invoke(
+        args=["events", "send", str(file), "--url", url, "--key-id", key_id]
+    )
+    assert result.exit_code == 0 and result.output.startswith("202 "), result.output
+    monkeypatch.setenv("EVENTS_KEY_SECRET", "x" * 43)
+    wrong = app.test_cli_runner().invoke(
+        args=["events", "send", str(file), "--url", url, "--key-id", key_id]
+    )
+    assert wrong.exit_code == 1 and wrong.output.startswith("Error: 401")
