@@ -32,6 +32,9 @@ def register_config(app: Flask, config: Config) -> None:
     missing = config.missing()
     if missing:
         raise RuntimeError(f"Missing required settings: {', '.join(missing)}")
+    refusals = config.refusals()
+    if refusals:
+        raise RuntimeError(f"Refusing to start in production: {'; '.join(refusals)}")
     app.config.from_object(config)
     app.config["APP_DB_ROLE"] = config.APP_DB_ROLE
     logs.configure(app)

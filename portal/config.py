@@ -6,6 +6,17 @@ from urllib.parse import urlsplit
 
 DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105
 DEV_EVENTS_SECRET = "dev-events-secret"  # noqa: S105
+MIN_SECRET_BYTES = 32
+# Secrets that were ever published (defaults, examples, old compose files) never run production.
+KNOWN_PLACEHOLDERS = {
+    DEV_SECRET_KEY,
+    DEV_EVENTS_SECRET,
+    "test-secret-key",
+    "test-events-secret",
+    "change-me-to-a-long-random-secret",
+    "change-me-events-secret",
+}
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "placeholder", "dev-only")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -13,6 +24,15 @@ def _env_bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _weak_secret(value: str) -> bool:
+    lowered = value.strip().lower()
+    return (
+        len(value.encode()) < MIN_SECRET_BYTES
+        or value in KNOWN_PLACEHOLDERS
+        or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    )
 
 
 def database_role(url: str) -> str:
@@ -77,8 +97,21 @@ class Config:
 
     def missing(self) -> list[str]:
         """Names of required settings that are unset."""
-        required = ["SECRET_KEY", "EVENTS_SECRET", "SQLALCHEMY_DATABASE_URI", "REDIS_URL"]
+        required = ["SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL"]
         return [name for name in required if not getattr(self, name)]
+
+    def refusals(self) -> list[str]:
+        """Why these settings must not serve production (placeholder or short secrets, cookies)."""
+        if self.ENV_NAME != "production":
+            return []
+        problems = [
+            f"{name} is a published placeholder or shorter than {MIN_SECRET_BYTES} bytes"
+            for name in ("SECRET_KEY", "EVENTS_SECRET")  # EVENTS_SECRET is optional
+            if getattr(self, name) and _weak_secret(getattr(self, name))
+        ]
+        if not self.SESSION_COOKIE_SECURE:
+            problems.append("SESSION_COOKIE_SECURE must stay on in production")
+        return problems
 
 
 class DevelopmentConfig(Config):

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import with_appcontext
 
 from portal.auth.models import Organization, StaffUser
@@ -376,8 +377,20 @@ def _credit_activity(rng: random.Random) -> None:
             db.session.commit()
 
 
+class DemoSeedRefused(RuntimeError):
+    """The demo seed was asked for where it must never run."""
+
+
 def demo_seed(*, customers: int = 300) -> bool:
-    """Create the demo organizations once (idempotent); True when something was created."""
+    """Create the demo organizations once (idempotent); True when something was created.
+
+    Refused in production: the demo accounts share a published password.
+    """
+    if current_app.config["ENV_NAME"] == "production":
+        raise DemoSeedRefused(
+            "Demo data is never loaded with PORTAL_ENV=production (its accounts share a "
+            "published password); start without the demo seed (make run: --no-seed)."
+        )
     created = False
     for organization_id, name, count, domain in (
         (DEMO_ORG_ID, "Demo Retail PA", customers, "correo.pa"),
@@ -400,8 +413,12 @@ def demo_seed(*, customers: int = 300) -> bool:
 )
 @with_appcontext
 def seed_demo_command(extra: int) -> None:
-    """Create the demo organizations, users and customers (safe to run twice)."""
-    click.echo("Demo data created." if demo_seed() else "Demo data already present.")
+    """Create the demo organizations, users and customers (safe to run twice; never production)."""
+    try:
+        created = demo_seed()
+    except DemoSeedRefused as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("Demo data created." if created else "Demo data already present.")
     if extra:
         with organization_scope(DEMO_ORG_ID):
             start = db.session.scalar(sa.select(sa.func.count()).select_from(Customer))

@@ -86,7 +86,7 @@ def test_redelivery_is_a_duplicate_and_a_reused_id_with_other_content_is_409(
 
 
 def test_older_tier_events_are_ignored_out_of_order(app, client, org_a, customer):
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - timedelta(hours=3)  # occurred_at may not lie in the future
     newer = _event(org_a, occurred=now, customer_id=str(customer.customer_id), new_tier="platinum")
     older = _event(
         org_a,

@@ -57,7 +57,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
         customers_bulk_load(org_a.organization_id, customer_rows(1000, start=70_000))
     with factories.scoped(org_a.organization_id):
         ids = list(db.session.scalars(sa.select(Customer.customer_id)))
-    start = datetime.now(UTC) - timedelta(minutes=1)
+    start = datetime.now(UTC) - timedelta(minutes=20)  # + n seconds stays in the past
     events = [
         _event(
             org_a,

@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from portal.customers.models import CustomerSegment
@@ -13,25 +14,34 @@ from portal.segments.services import segments_recompute
 from tests import factories
 
 TODAY = date(2026, 11, 28)
+# Ten buyers, so cume_dist() moves in tenths and score = ceil(5 * share):
+# share 0.1-0.2 -> 1, 0.3-0.4 -> 2, 0.5-0.6 -> 3, 0.7-0.8 -> 4, 0.9-1.0 -> 5. Ties on every axis
+# (value: customers; share = customers with that value or a lower one, out of ten):
+#   recency, days ago (oldest first): 400 J .1 | 200 H I .3 | 60 F G .5 | 30 E .6 | 5 C D .8
+#                                     | 1 A B 1.0
+#   frequency, orders: 1 C D .2 | 2 I J .4 | 3 F G .6 | 6 E H .8 | 10 A B 1.0
+#   value, US$: 50 C D J .3 | 300 F G .5 | 420 E .6 | 600 H .7 | 1000 A B .9 | 2000 I 1.0
+# A=B (B buys 5 hours earlier, the same day in Panama), C=D and F=G are identical histories.
+# VIP top 5 %: only I has no buyer above it.
 # name: (days since last purchase, orders, lifetime value, expected R, F, M, segment, VIP, at risk)
 FIXTURE = {
     "A": (1, 10, "1000", 5, 5, 5, "champions", True, False),
-    "B": (2, 9, "900", 5, 4, 4, "champions", True, False),
-    "C": (3, 1, "50", 4, 1, 1, "new", False, False),
-    "D": (4, 8, "800", 4, 4, 4, "champions", True, False),
-    "E": (30, 12, "420", 3, 5, 2, "loyal", False, False),
-    "F": (75, 5, "500", 2, 2, 2, "lost", False, False),  # tied with G on recency, smaller id
-    "G": (75, 3, "300", 3, 2, 1, "potential_loyalist", False, False),
-    "H": (100, 6, "600", 2, 3, 3, "at_risk", False, True),
-    "I": (200, 7, "700", 1, 3, 3, "at_risk", False, True),
-    "J": (300, 2, "2000", 1, 1, 5, "lost", True, True),  # lost with M>=4; top LTV is VIP
+    "B": (1, 10, "1000", 5, 5, 5, "champions", True, False),
+    "C": (5, 1, "50", 4, 1, 2, "new", False, False),
+    "D": (5, 1, "50", 4, 1, 2, "new", False, False),
+    "E": (30, 6, "420", 3, 4, 3, "loyal", False, False),
+    "F": (60, 3, "300", 3, 3, 3, "potential_loyalist", False, False),
+    "G": (60, 3, "300", 3, 3, 3, "potential_loyalist", False, False),
+    "H": (200, 6, "600", 2, 4, 4, "at_risk", False, True),
+    "I": (200, 2, "2000", 2, 2, 5, "lost", True, True),  # lost with M>=4; top LTV is VIP
+    "J": (400, 2, "50", 1, 2, 2, "lost", False, False),
 }
 
 
-def _seed(org) -> dict[str, uuid.UUID]:
+def _seed(org, *, id_order=1) -> dict[str, uuid.UUID]:
     ids = {}
-    for position, name in enumerate([*FIXTURE, "K"], start=1):
-        customer_id = uuid.UUID(int=position)  # known order for the tie-break
+    for position, name in enumerate([*FIXTURE, "K"][::id_order], start=1):
+        customer_id = uuid.UUID(int=position)  # the id order must never change a score
         factories.customer_create(org.organization_id, customer_id=customer_id, first_name=name)
         ids[name] = customer_id
     now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -39,7 +49,7 @@ def _seed(org) -> dict[str, uuid.UUID]:
         for name, (days, orders, value, *_) in FIXTURE.items():
             each = Decimal(value) / orders
             for k in range(orders):
-                when = now - timedelta(days=days + k)
+                when = now - timedelta(days=days + k, hours=5 if name == "B" else 0)
                 db.session.add(
                     Purchase(
                         order_id=uuid.uuid4(),
@@ -85,12 +95,29 @@ def test_rfm_scores_and_segments_match_the_hand_computation(org_a, org_b):
         assert row.segment_code == code, name
         assert (row.is_vip, row.is_at_risk) == (vip, at_risk), name
         assert row.total_orders == orders and row.rfm_score == r + f + m
-        assert abs(row.lifetime_value - Decimal(value)) <= Decimal("0.10"), name
+        assert row.lifetime_value == Decimal(value), name
         assert row.days_since_last_purchase == days, name
     nobody = segments[ids["K"]]
     assert nobody.segment_code == "new" and nobody.rfm_recency is None and nobody.total_orders == 0
     assert _segments(org_b) == {}  # organization B was not touched
     assert other
+
+
+@pytest.mark.parametrize("id_order", [1, -1])
+def test_equal_histories_get_equal_scores_whatever_their_ids(org_a, id_order):
+    ids = _seed(org_a, id_order=id_order)
+    with factories.scoped(org_a.organization_id):
+        segments_recompute(today=TODAY)
+        db.session.commit()
+    segments = _segments(org_a)
+    by_name = {
+        name: (row.rfm_recency, row.rfm_frequency, row.rfm_monetary, row.segment_code)
+        for name, row in ((name, segments[ids[name]]) for name in FIXTURE)
+    }
+    assert by_name["A"] == by_name["B"] and by_name["C"] == by_name["D"]
+    assert by_name["F"] == by_name["G"]
+    expected = {name: (r, f, m, code) for name, (_, _, _, r, f, m, code, *_) in FIXTURE.items()}
+    assert by_name == expected
 
 
 def test_recompute_is_deterministic_and_idempotent(org_a):
@@ -114,4 +141,4 @@ def test_segments_page_shows_distribution_and_drills_down(login_as, org_a):
     assert "/customers/?segment=champions" in page
     assert "Recalcular ahora" not in page  # only org admins start a recompute
     drill = login_as("branch_staff").get("/customers/?segment=champions").text
-    assert drill.count('class="customer-row') == 3
+    assert drill.count('class="customer-row') == 2

@@ -4,11 +4,12 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -28,6 +29,16 @@ EVENT_TYPES = {
 MAX_EVENTS = 1000
 MAX_SKEW_SECONDS = 300
 MAX_DEPTH = 12
+MAX_FUTURE = timedelta(minutes=5)
+# A JSON string literal (escapes included), and the characters that open or close a level. The
+# closing quote is optional so an unterminated string ends the scan instead of making it
+# quadratic; such a body is malformed JSON anyway.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate is not encodable text. Strict
+# JSON can only spell them as \u escapes, so a body without such an escape needs no closer look.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class IngestError(ValueError):
@@ -49,6 +60,59 @@ class Envelope:
     data: dict
     payload: dict
     payload_hash: str
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The secret a request is verified with, and the one organization it may speak for."""
+
+    secret: str
+    organization_id: uuid.UUID | None  # None: the global EVENTS_SECRET, any organization
+
+    def authorize(self, envelopes: list[Envelope]) -> None:
+        """Refuse the batch if an organization key signed another organization's event."""
+        for position, envelope in enumerate(envelopes):
+            if self.organization_id and envelope.organization_id != self.organization_id:
+                raise IngestError(
+                    403, f"Evento {position}: la clave X-Key-Id es de otra organización."
+                )
+
+
+def body_read(stream, *, content_length: int | None, limit: int) -> bytes:
+    """The raw body, refused (413) past `limit` bytes whether announced or chunked."""
+    too_large = IngestError(413, f"El cuerpo supera {limit // (1024 * 1024)} MB.")
+    if (content_length or 0) > limit:
+        raise too_large
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise too_large
+    return b"".join(chunks)
+
+
+def signing_key(*, key_id: str | None, global_secret: str | None) -> SigningKey:
+    """The active key named by X-Key-Id, or the global secret when the header is absent."""
+    if key_id is None:
+        if not global_secret:
+            raise IngestError(401, "Falta la cabecera X-Key-Id.")
+        return SigningKey(global_secret, None)
+    unknown = IngestError(401, "Clave X-Key-Id desconocida o revocada.")
+    try:
+        key_uuid = uuid.UUID(key_id)
+    except ValueError:
+        raise unknown from None
+    row = db.session.execute(
+        sa.text("SELECT organization_id, secret FROM event_key_lookup(:key_id)"),
+        {"key_id": key_uuid},
+    ).first()
+    if row is None:
+        raise unknown
+    return SigningKey(row.secret, row.organization_id)
 
 
 def signature_for(secret: str, timestamp: str, body: bytes) -> str:
@@ -80,12 +144,28 @@ def _refuse_constant(name):
     raise IngestError(400, f"Valor JSON no permitido: {name}.")
 
 
-def _depth(value, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max([_depth(item, level + 1) for item in value.values()] or [level])
-    if isinstance(value, list):
-        return max([_depth(item, level + 1) for item in value] or [level])
-    return level
+def _nesting_depth(text: str) -> int:
+    """How deeply the JSON text nests, counted without recursion (and before parsing it)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _has_unstorable_text(document) -> bool:
+    """Whether any key or string value holds NUL or a lone surrogate (walked with a stack)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            return True
+    return False
 
 
 def parse_body(body: bytes) -> list[dict]:
@@ -94,6 +174,8 @@ def parse_body(body: bytes) -> list[dict]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise IngestError(400, "El cuerpo no es UTF-8 válido.") from None
+    if _nesting_depth(text) > MAX_DEPTH:
+        raise IngestError(400, "El JSON está demasiado anidado.")
     try:
         document = json.loads(
             text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant
@@ -107,8 +189,8 @@ def parse_body(body: bytes) -> list[dict]:
         raise IngestError(400, "El lote está vacío.")
     if len(events) > MAX_EVENTS:
         raise IngestError(413, f"Máximo {MAX_EVENTS} eventos por solicitud.")
-    if _depth(document) > MAX_DEPTH:
-        raise IngestError(400, "El JSON está demasiado anidado.")
+    if _UNSTORABLE_ESCAPE.search(text) and _has_unstorable_text(document):
+        raise IngestError(400, "El JSON contiene caracteres no permitidos (NUL o sustitutos).")
     return events
 
 
@@ -143,6 +225,10 @@ def validate_envelope(raw, position: int) -> Envelope:
         ) from None
     if occurred_at.tzinfo is None:
         raise IngestError(400, f"Evento {position}: occurred_at debe incluir la zona horaria.")
+    if occurred_at > datetime.now(UTC) + MAX_FUTURE:
+        raise IngestError(
+            400, f"Evento {position}: occurred_at está más de 5 minutos en el futuro."
+        )
     data = _field(raw, "data", dict, position)
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Envelope(

@@ -47,3 +47,21 @@ class Purchase(TenantMixin, db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now()
     )
+
+
+class EventKey(TenantMixin, db.Model):
+    """A per-organization signing secret for /api/events, named on the wire by X-Key-Id.
+
+    The app role cannot read `secret` (column grants); ingestion gets it only through
+    event_key_lookup(), so select the other columns explicitly.
+    """
+
+    __tablename__ = "event_keys"
+
+    key_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    secret: Mapped[str] = mapped_column(sa.Text)
+    label: Mapped[str] = mapped_column(sa.String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

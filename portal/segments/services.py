@@ -1,11 +1,14 @@
 """RFM segmentation as one set-based statement per organization (never a Python loop).
 
-R, F and M are quintiles (NTILE(5)) over the organization's customers with completed purchases,
-ties broken by customer id so a rerun gives the same scores; R = 5 for the most recent buyers.
+R, F and M are tie-aware quintiles over the organization's customers with completed purchases:
+score = ceil(5 * cume_dist()), where cume_dist() is the share of those customers whose value is
+this one's or lower (ties included). Recency is ordered by the day of the last purchase (Panama),
+oldest first, so R = 5 for the most recent buyers. Equal inputs give equal scores; the customer
+id never decides. The formula and its consequences in product terms: docs/segments.md.
 First matching rule wins: champions (R>=4, F>=4, M>=4), loyal (R>=3, F>=4), new (R>=4, F=1),
 potential_loyalist (R>=3), at_risk (R<=2, F>=3), lost (R<=2, F<=2). Customers without purchases
-are 'new' with no scores. VIP: champions or the top 5 % by lifetime value. At risk: at_risk, or
-lost with M>=4.
+are 'new' with no scores. VIP: champions, or at most 5 % of the other buyers have a higher
+lifetime value. At risk: at_risk, or lost with M>=4.
 """
 
 from datetime import date
@@ -20,16 +23,17 @@ from portal.extensions import db
 _RECOMPUTE = sa.text(
     """
     WITH stats AS (
-        SELECT customer_id, max(completed_at) AS last_purchase, count(*) AS orders,
-               sum(total) AS lifetime_value
+        SELECT customer_id,
+               (max(completed_at) AT TIME ZONE 'America/Panama')::date AS last_purchase_day,
+               count(*) AS orders, sum(total) AS lifetime_value
         FROM purchases WHERE status = 'completed'
         GROUP BY customer_id
     ),
     scored AS (
         SELECT stats.*,
-               ntile(5) OVER (ORDER BY last_purchase, customer_id) AS r,
-               ntile(5) OVER (ORDER BY orders, customer_id) AS f,
-               ntile(5) OVER (ORDER BY lifetime_value, customer_id) AS m,
+               ceil(5 * cume_dist() OVER (ORDER BY last_purchase_day))::int AS r,
+               ceil(5 * cume_dist() OVER (ORDER BY orders))::int AS f,
+               ceil(5 * cume_dist() OVER (ORDER BY lifetime_value))::int AS m,
                percent_rank() OVER (ORDER BY lifetime_value DESC) AS value_share
         FROM stats
     ),
@@ -52,7 +56,7 @@ _RECOMPUTE = sa.text(
     )
     SELECT :org, c.customer_id, coalesce(s.segment_code, 'new'), s.r, s.f, s.m,
            coalesce(s.lifetime_value, 0), coalesce(round(s.lifetime_value / s.orders, 2), 0),
-           coalesce(s.orders, 0), :today - (s.last_purchase AT TIME ZONE 'America/Panama')::date,
+           coalesce(s.orders, 0), :today - s.last_purchase_day,
            coalesce(s.segment_code = 'champions' OR s.value_share <= 0.05, false),
            coalesce(s.segment_code = 'at_risk' OR (s.segment_code = 'lost' AND s.m >= 4), false),
            now(), now()
