@@ -213,7 +213,7 @@ def _search_functions_create():
     # the number of rows still wanted as $1; 'count' statements list the matching ids.
     op.execute(
         rf"""
-        CREATE FUNCTION customer_search_steps({SEARCH_ARGUMENTS})
+        CREATE FUNCTION customer_search_steps({SEARCH_ARGUMENTS}, p_limit INTEGER DEFAULT 26)
         RETURNS TABLE (purpose TEXT, statement TEXT)
         STABLE {SEARCH_SETTINGS}
         AS $$
@@ -231,9 +231,12 @@ def _search_functions_create():
             candidate_scores FLOAT8[];
             candidate_frequencies FLOAT8[];
             organization_size FLOAT8;
+            walk_above FLOAT8;
             score_sql TEXT;
-            all_words_sql TEXT := '';
-            group_words_sql TEXT;
+            top_group BOOLEAN := true;
+            group_sql TEXT;
+            keyed_sql TEXT;
+            walk_sql TEXT;
             group_words TEXT[];
             grp RECORD;
         BEGIN
@@ -371,27 +374,21 @@ def _search_functions_create():
                 ' AS k(word_number, word, score) WHERE k.word = ANY (c.name_words)'
                 ' GROUP BY k.word_number) AS b) = ',
                 candidate_positions, candidate_words, candidate_scores);
-            FOR i IN 1..typed_count LOOP
-                all_words_sql := all_words_sql || format(
-                    ' AND public.search_word_keys(c.organization_id, c.name_words)'
-                    ' OPERATOR(pg_catalog.&&) %L::text[]',
-                    public.search_word_keys(org, ARRAY(
-                        SELECT k.word FROM unnest(candidate_positions, candidate_words)
-                            AS k(word_number, word)
-                        WHERE k.word_number = i)));
-            END LOOP;
-            purpose := 'count';
-            statement := format(
-                'SELECT c.customer_id FROM public.customers c WHERE c.organization_id = %L%s%s',
-                org, all_words_sql, filters);
-            RETURN NEXT;
+            IF typed_count = 1 AND filters = '' THEN
+                -- every candidate of a single word is a match: its frequency is a lower bound
+                purpose := 'known_count';
+                statement := (SELECT max(f) FROM unnest(candidate_frequencies) AS f)::bigint;
+                RETURN NEXT;
+            END IF;
 
             -- One page statement per rank, best first. The expected size of a rank (from the
             -- word frequencies, assuming independent words) picks how it is read: a small one
-            -- from the GIN index and sorted; a large one by walking the activity index until
-            -- the page is full, which stops after a few hundred rows instead of sorting them all.
+            -- from the GIN index and sorted (cost ~ its size); a large one by walking the
+            -- activity index until the page is full (cost ~ page x customers / its size), which
+            -- stops after a few hundred rows instead of sorting them all.
             organization_size := greatest(
                 (SELECT reltuples FROM pg_class WHERE oid = 'public.customers'::regclass), 1);
+            walk_above := greatest(sqrt(coalesce(p_limit, 2147483647) * organization_size), 200);
             FOR grp IN
                 WITH RECURSIVE classes AS (
                     SELECT k.word_number, k.score, sum(k.frequency) AS frequency
@@ -412,8 +409,8 @@ def _search_functions_create():
                 FROM combinations WHERE combinations.word_number = typed_count
                 GROUP BY 1 ORDER BY 1 DESC
             LOOP
-                CONTINUE WHEN p_after_rank < 2 AND grp.rank > p_after_rank;
-                group_words_sql := '';
+                keyed_sql := '';  -- read through the GIN index
+                walk_sql := '';  -- not the indexed expression: the activity index leads
                 FOR i IN 1..typed_count LOOP
                     group_words := ARRAY(
                         SELECT k.word
@@ -422,37 +419,42 @@ def _search_functions_create():
                         WHERE k.word_number = i AND k.score IN (
                             SELECT grp.scores[row_number][i]
                             FROM generate_subscripts(grp.scores, 1) AS row_number));
-                    group_words_sql := group_words_sql || CASE
-                        WHEN grp.estimate <= 3000 THEN format(
-                            ' AND public.search_word_keys(c.organization_id, c.name_words)'
-                            ' OPERATOR(pg_catalog.&&) %L::text[]',
-                            public.search_word_keys(org, group_words))
-                        -- not the indexed expression: the activity index leads instead
-                        ELSE format(' AND c.name_words OPERATOR(pg_catalog.&&) %L::text[]',
-                                    group_words)
-                    END;
+                    keyed_sql := keyed_sql || format(
+                        ' AND public.search_word_keys(c.organization_id, c.name_words)'
+                        ' OPERATOR(pg_catalog.&&) %L::text[]',
+                        public.search_word_keys(org, group_words));
+                    walk_sql := walk_sql || format(
+                        ' AND c.name_words OPERATOR(pg_catalog.&&) %L::text[]', group_words);
                 END LOOP;
-                group_words_sql := group_words_sql || score_sql || quote_literal(grp.rank)
-                    || filters;
+                -- Nobody in the best rank can rank higher: its rows need no scoring.
+                group_sql := CASE WHEN top_group THEN '' ELSE score_sql || quote_literal(grp.rank)
+                             END || filters;
+                top_group := false;
+                purpose := 'count';
+                statement := format(
+                    'SELECT c.customer_id FROM public.customers c WHERE c.organization_id = %L%s%s',
+                    org, keyed_sql, group_sql);
+                RETURN NEXT;
+                CONTINUE WHEN p_after_rank < 2 AND grp.rank > p_after_rank;
                 IF p_after_rank < 2 AND grp.rank = p_after_rank THEN
-                    group_words_sql := group_words_sql || format(
+                    group_sql := group_sql || format(
                         ' AND (c.activity_at, c.customer_id) < (%L::timestamptz, %L::uuid)',
                         after_activity, p_after_id);
                 END IF;
                 purpose := 'page';
-                IF grp.estimate <= 3000 THEN
+                IF grp.estimate <= walk_above THEN
                     statement := format(
                         'WITH found AS MATERIALIZED (SELECT c.customer_id, c.activity_at'
                         ' FROM public.customers c WHERE c.organization_id = %L%s)'
                         ' SELECT found.customer_id, %L::float8 AS rank FROM found'
                         ' ORDER BY found.activity_at DESC, found.customer_id DESC LIMIT $1',
-                        org, group_words_sql, grp.rank);
+                        org, keyed_sql || group_sql, grp.rank);
                 ELSE
                     statement := format(
                         'SELECT c.customer_id, %L::float8 AS rank FROM public.customers c'
                         ' WHERE c.organization_id = %L%s'
                         ' ORDER BY c.activity_at DESC, c.customer_id DESC LIMIT $1',
-                        grp.rank, org, group_words_sql);
+                        grp.rank, org, walk_sql || group_sql);
                 END IF;
                 RETURN NEXT;
             END LOOP;
@@ -474,7 +476,8 @@ def _search_functions_create():
         BEGIN
             FOR step IN
                 SELECT * FROM public.customer_search_steps(
-                    p_query, p_status, p_type, p_tier, p_segment, p_after_rank, p_after_id)
+                    p_query, p_status, p_type, p_tier, p_segment, p_after_rank, p_after_id,
+                    p_limit)
                 WHERE purpose = 'page'
             LOOP
                 EXIT WHEN remaining <= 0;
@@ -498,12 +501,13 @@ def _search_functions_create():
         BEGIN
             FOR step IN
                 SELECT * FROM public.customer_search_steps(
-                    p_query, p_status, p_type, p_tier, p_segment, p_after_rank, p_after_id)
+                    p_query, p_status, p_type, p_tier, p_segment, p_after_rank, p_after_id,
+                    p_limit)
             LOOP
                 IF step.purpose = 'page' THEN
                     RETURN QUERY EXECUTE 'EXPLAIN (FORMAT JSON) ' || step.statement
                     USING p_limit;
-                ELSE
+                ELSIF step.purpose = 'count' THEN
                     RETURN QUERY EXECUTE 'EXPLAIN (FORMAT JSON) ' || step.statement;
                 END IF;
             END LOOP;
@@ -526,16 +530,24 @@ def _search_functions_create():
         STABLE {SEARCH_SETTINGS}
         AS $$
         DECLARE
+            known BIGINT;
             matches TEXT;
             counted INTEGER;
         BEGIN
-            SELECT string_agg(statement, ' UNION ALL ') INTO matches
+            SELECT max(s.statement::bigint) FILTER (WHERE s.purpose = 'known_count'),
+                   string_agg(s.statement, ' UNION ALL ' ORDER BY s.step)
+                       FILTER (WHERE s.purpose = 'count')
+            INTO known, matches
             FROM public.customer_search_steps(p_query, p_status, p_type, p_tier, p_segment)
-            WHERE purpose = 'count';
+                WITH ORDINALITY AS s(purpose, statement, step);
+            IF known >= p_cap THEN
+                RETURN p_cap;  -- the dictionary already knows there are more
+            END IF;
             IF matches IS NULL THEN
                 RETURN 0;
             END IF;
-            -- A customer found by two branches (a phone and a word of digits) counts once.
+            -- Branches run in rank order and stop at the cap; a customer found by two of them
+            -- (a phone and a word of digits) counts once.
             EXECUTE format(
                 'SELECT count(DISTINCT m.customer_id) FROM (%s LIMIT $1) AS m', matches
             ) INTO counted USING p_cap + 50;
