@@ -251,11 +251,13 @@ def page_headers(cookie: str, *, htmx: bool = False) -> dict[str, str]:
     return headers | {"HX-Request": "true"} if htmx else headers
 
 
-def http_timings(port: int, paths: list[str], headers: dict, samples: int, check=None):
+def http_timings(
+    port: int, paths: list[str], headers: dict, samples: int, check=None, *, timeout: float = 30
+):
     """`samples` sequential GETs rotating through paths on one keep-alive connection (ms).
 
     Every path is fetched once first (warm-up); `check(path, status, body)` may raise."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def fetch(path: str) -> float:
         started = time.perf_counter()
@@ -634,12 +636,12 @@ def credit_portfolio_load(
                 INSERT INTO credit_accounts (organization_id, credit_account_id, customer_id,
                     credit_limit, credit_used, payment_term_days, status, approved_at,
                     approved_by, requested_by, requested_at, requested_limit, requested_term_days)
-                SELECT :org, p.account_id, p.customer_id, 2000,
-                       (SELECT sum(amount) FROM bench_portfolio_charges c
-                        WHERE c.account_id = p.account_id),
+                SELECT :org, p.account_id, p.customer_id, 2000, charged.used,
                        30, 'approved', current_date - 200, :staff, :staff,
                        now() - interval '201 days', 2000, 30
                 FROM bench_portfolio p
+                JOIN (SELECT account_id, sum(amount) AS used FROM bench_portfolio_charges
+                      GROUP BY account_id) AS charged USING (account_id)
                 """
             ),
             {"org": organization_id, "staff": staff_id},
