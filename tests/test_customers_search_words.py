@@ -83,7 +83,7 @@ def named(org_a, org_b):
         ("farmacia 24", "farmacia"),  # digits are words
         ("24 farmacia", "farmacia"),
         ("via 321", "via"),
-        ("321", "via"),
+        ("321", "via"),  # a short number is also a name word
         ("ferreteria 32", "via"),
     ],
 )

@@ -323,6 +323,10 @@ def _search_functions_create():
             END IF;
 
             -- Names: every typed word (digits too) must match one of its dictionary candidates.
+            -- A whole phone or document number (7 digits or more, nothing else) is no name.
+            IF terms.normalized ~ '^[0-9 +().-]+$' AND length(terms.digits) >= 7 THEN
+                RETURN;
+            END IF;
             typed := ARRAY(
                 SELECT word FROM regexp_split_to_table(terms.normalized, '[^[:alnum:]]+') AS word
                 WHERE word <> '' LIMIT 6
