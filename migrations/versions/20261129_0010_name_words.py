@@ -323,8 +323,10 @@ def _search_functions_create():
             END IF;
 
             -- Names: every typed word (digits too) must match one of its dictionary candidates.
-            -- A whole phone or document number (7 digits or more, nothing else) is no name.
-            IF terms.normalized ~ '^[0-9 +().-]+$' AND length(terms.digits) >= 7 THEN
+            -- A phone or document number (only digits and separators: 7 digits or more, or
+            -- several groups) is no name; a single short number ("321") may be one.
+            IF terms.normalized ~ '^[0-9 +().-]+$'
+               AND (length(terms.digits) >= 7 OR terms.normalized ~ '[0-9][^0-9]+[0-9]') THEN
                 RETURN;
             END IF;
             typed := ARRAY(
