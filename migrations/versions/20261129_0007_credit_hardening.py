@@ -12,7 +12,7 @@
   undoes (`reverses_allocation_id`), so SUM(amount) per usage is what is still applied.
 
 Revision ID: 0007_credit_hardening
-Revises: 0005_staff_session_cutoff
+Revises: 0006_auth_hardening
 Create Date: 2026-11-29
 """
 

@@ -8,7 +8,7 @@ of one organization queue on the head row, so the chain order is the audit_id or
 `flask audit verify` recomputes every link. Existing rows are chained here, oldest first.
 
 Revision ID: 0008_audit_chain
-Revises: 0005_staff_session_cutoff
+Revises: 0007_credit_hardening
 Create Date: 2026-11-29
 """
 

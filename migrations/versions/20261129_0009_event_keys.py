@@ -6,7 +6,7 @@ path: given a key id it returns that active key's organization and secret, nothi
 app role may create and revoke its own organization's keys (RLS) but has no SELECT on `secret`.
 
 Revision ID: 0009_event_keys
-Revises: 0005_staff_session_cutoff
+Revises: 0008_audit_chain
 Create Date: 2026-11-29
 """
 
