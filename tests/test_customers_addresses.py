@@ -153,7 +153,7 @@ def test_two_concurrent_new_defaults_leave_exactly_one(app, org_a, customer):
                 target = customer_get(customer.customer_id)
                 barrier.wait(timeout=10)
                 address_create(
-                    customer=target,
+                    customer_id=target.customer_id,
                     data={
                         "address_line1": "Calle 1",
                         "city": city,
