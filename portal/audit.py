@@ -12,11 +12,21 @@ from flask_login import current_user
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal.auth.models import StaffUser
 from portal.db import set_actor
 from portal.extensions import db
 from portal.models import TenantMixin
 
-SYSTEM_ACTOR = "system"
+
+class SystemActor:
+    """Who acts in jobs and commands: no staff user (the audit log says "system")."""
+
+    staff_user_id = None
+    email = None
+
+
+SYSTEM_ACTOR = SystemActor()
+Actor = StaffUser | SystemActor
 
 
 def _sealed(column_type, **kwargs):
@@ -67,17 +77,17 @@ def audit_record(
     entity_id: Any,
     before: dict | None = None,
     after: dict | None = None,
-    actor=None,
+    actor: Actor | None = None,
 ) -> AuditEntry:
-    """Write an audit entry in the current transaction; the actor defaults to the logged-in user.
+    """Write an audit entry in the current transaction, naming who acts.
 
-    Pass actor=SYSTEM_ACTOR for automatic actions (jobs), even when run inside a request. The
-    actor is stated in the transaction (the trigger reads it there) and the row is written at
-    once, so two entries of one transaction can name different actors.
+    The actor is a staff user, or SYSTEM_ACTOR for automatic actions (jobs, commands), even
+    when run inside a request. It is stated in the transaction (the trigger reads it there) and
+    the row is written at once, so two entries of one transaction can name different actors.
+    None (no staff user at hand, e.g. a charge from another system) falls back to the
+    logged-in user of the request, if any.
     """
-    if actor == SYSTEM_ACTOR:
-        actor = None
-    elif actor is None and has_request_context() and current_user.is_authenticated:
+    if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     entry = AuditEntry(
         action=action,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal import clock
-from portal.audit import SYSTEM_ACTOR, audit_record
+from portal.audit import SYSTEM_ACTOR, Actor, audit_record
 from portal.auth.models import StaffUser
 from portal.credit.models import (
     ACCOUNT_STATUSES,
@@ -77,7 +77,7 @@ def _audit_account(
     action: str,
     account: CreditAccount,
     before: dict | None,
-    actor=None,
+    actor: Actor,
     request: CreditRequest | None = None,
 ) -> None:
     audit_record(
@@ -146,7 +146,6 @@ def _within_maximum(limit: Decimal, field: str) -> None:
         )
 
 
-@atomic
 def credit_request_allowed(*, customer: Customer, account: CreditAccount | None) -> bool:
     """Whether a new line may be requested: an active customer without a live account."""
     return customer.status == "active" and (account is None or account.status == "cancelled")
@@ -217,7 +216,7 @@ def credit_request(
     )
     db.session.add(request)
     db.session.flush()
-    _audit_account("credit.requested", account, before, request=request)
+    _audit_account("credit.requested", account, before, requester, request=request)
     return request, True
 
 
@@ -246,7 +245,9 @@ def credit_increase_request(
     )
     db.session.add(request)
     db.session.flush()
-    _audit_account("credit.increase_requested", account, _snapshot(account), request=request)
+    _audit_account(
+        "credit.increase_requested", account, _snapshot(account), requester, request=request
+    )
     return request
 
 
@@ -311,6 +312,7 @@ def credit_approve(
         "credit.increase_approved" if request.kind == "increase" else "credit.approved",
         account,
         before,
+        approver,
         request=request,
     )
     return request
@@ -333,6 +335,7 @@ def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> 
         "credit.increase_rejected" if request.kind == "increase" else "credit.rejected",
         account,
         before,
+        approver,
         request=request,
     )
     return request
@@ -346,7 +349,7 @@ def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:
         )
 
 
-def _suspend(account: CreditAccount, *, reason: str, actor) -> None:
+def _suspend(account: CreditAccount, *, reason: str, actor: Actor) -> None:
     if account.status != "approved":
         raise CreditError("Solo una cuenta aprobada puede suspenderse.")
     before = _snapshot(account)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from portal.audit import audit_record
+from portal.audit import Actor, audit_record
 from portal.customers.models import Address, Customer, CustomerSegment
 from portal.extensions import db
 from portal.transaction import atomic
@@ -283,7 +283,7 @@ def _flush_unique(data: dict, exclude: uuid.UUID | None) -> None:
 
 
 @atomic
-def customer_create(*, data: dict) -> Customer:
+def customer_create(*, data: dict, actor: Actor) -> Customer:
     """Register a customer; unique email/phone/document clashes are field errors."""
     _clash(data, None)
     customer = Customer(**data)
@@ -294,6 +294,7 @@ def customer_create(*, data: dict) -> Customer:
         entity_type="customer",
         entity_id=customer.customer_id,
         after=_snapshot(customer, AUDITED_FIELDS),
+        actor=actor,
     )
     return customer
 
@@ -319,7 +320,7 @@ def _customer_locked(customer_id: uuid.UUID) -> Customer:
 
 
 @atomic
-def customer_update(*, customer_id: uuid.UUID, data: dict, version_id) -> Customer:
+def customer_update(*, customer_id: uuid.UUID, data: dict, version_id, actor: Actor) -> Customer:
     """Save an edit made on `version_id`; a stale version is refused, never overwritten."""
     customer = _customer_locked(customer_id)
     _check_version(customer, version_id)
@@ -343,13 +344,14 @@ def customer_update(*, customer_id: uuid.UUID, data: dict, version_id) -> Custom
         entity_id=customer.customer_id,
         before=changed_before,
         after=changed_after,
+        actor=actor,
     )
     return customer
 
 
 @atomic
 def customer_set_status(
-    *, customer_id: uuid.UUID, status: str, reason: str, version_id
+    *, customer_id: uuid.UUID, status: str, reason: str, version_id, actor: Actor
 ) -> Customer:
     """Change active/inactive/blocked with a reason; audited."""
     customer = _customer_locked(customer_id)
@@ -366,6 +368,7 @@ def customer_set_status(
         entity_id=customer.customer_id,
         before=before,
         after={"status": status, "status_reason": reason},
+        actor=actor,
     )
     return customer
 
@@ -424,7 +427,7 @@ def _clear_default(customer_id: uuid.UUID) -> None:
 
 
 @atomic
-def address_create(*, customer_id: uuid.UUID, data: dict) -> Address:
+def address_create(*, customer_id: uuid.UUID, data: dict, actor: Actor) -> Address:
     """Add an address; making it the default unsets the previous default."""
     _lock_customer(customer_id)
     if data.get("is_default"):
@@ -437,6 +440,7 @@ def address_create(*, customer_id: uuid.UUID, data: dict) -> Address:
         entity_type="address",
         entity_id=address.address_id,
         after=_snapshot(address, ADDRESS_FIELDS),
+        actor=actor,
     )
     return address
 
@@ -451,7 +455,9 @@ def _address_locked(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address:
 
 
 @atomic
-def address_update(*, customer_id: uuid.UUID, address_id: uuid.UUID, data: dict) -> Address:
+def address_update(
+    *, customer_id: uuid.UUID, address_id: uuid.UUID, data: dict, actor: Actor
+) -> Address:
     """Edit an address (an inactive one cannot become the default)."""
     address = _address_locked(customer_id, address_id)
     if data.get("is_default") and not address.is_active:
@@ -469,12 +475,13 @@ def address_update(*, customer_id: uuid.UUID, address_id: uuid.UUID, data: dict)
         entity_id=address.address_id,
         before=changed_before,
         after=changed_after,
+        actor=actor,
     )
     return address
 
 
 @atomic
-def address_deactivate(*, customer_id: uuid.UUID, address_id: uuid.UUID) -> Address:
+def address_deactivate(*, customer_id: uuid.UUID, address_id: uuid.UUID, actor: Actor) -> Address:
     """Deactivate an address; it stops being the default."""
     address = _address_locked(customer_id, address_id)
     if not address.is_active:
@@ -489,6 +496,7 @@ def address_deactivate(*, customer_id: uuid.UUID, address_id: uuid.UUID) -> Addr
         entity_id=address.address_id,
         before=before,
         after={"is_active": False, "is_default": False},
+        actor=actor,
     )
     return address
 

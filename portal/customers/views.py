@@ -158,7 +158,7 @@ def create():
     form = CustomerForm()
     if form.validate_on_submit():
         try:
-            customer = customer_create(data=form.customer_data())
+            customer = customer_create(data=form.customer_data(), actor=current_user)
         except CustomerError as error:
             return _form_page(form, None, error)
         return done(
@@ -237,7 +237,10 @@ def edit(customer_id: uuid.UUID):
     if form.validate_on_submit():
         try:
             customer_update(
-                customer_id=customer_id, data=form.customer_data(), version_id=form.version_id.data
+                customer_id=customer_id,
+                data=form.customer_data(),
+                version_id=form.version_id.data,
+                actor=current_user,
             )
         except CustomerError as error:
             return _form_page(form, customer_get(customer_id), error)
@@ -264,6 +267,7 @@ def change_status(customer_id: uuid.UUID):
             status=form.status.data,
             reason=form.status_reason.data,
             version_id=form.version_id.data,
+            actor=current_user,
         )
     except CustomerError as error:
         return refused(str(error), redirect_to=page)
@@ -315,7 +319,7 @@ def address_new(customer_id: uuid.UUID):
     customer = _customer_or_404(customer_id)
     form = AddressForm()
     if form.validate_on_submit():
-        address_create(customer_id=customer_id, data=form.address_data())
+        address_create(customer_id=customer_id, data=form.address_data(), actor=current_user)
         return _addresses_response(customer)
     return _address_form_response(customer, form, status=INVALID if form.is_submitted() else 200)
 
@@ -331,7 +335,12 @@ def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
     form = AddressForm(obj=address)
     if form.validate_on_submit():
         try:
-            address_update(customer_id=customer_id, address_id=address_id, data=form.address_data())
+            address_update(
+                customer_id=customer_id,
+                address_id=address_id,
+                data=form.address_data(),
+                actor=current_user,
+            )
         except CustomerError as error:
             form_error(form, str(error), error.field)
             return _address_form_response(customer, form, address, INVALID)
@@ -345,7 +354,7 @@ def address_deactivate_view(customer_id: uuid.UUID, address_id: uuid.UUID):
     """Deactivate an address inline."""
     customer = _customer_or_404(customer_id)
     try:
-        address_deactivate(customer_id=customer_id, address_id=address_id)
+        address_deactivate(customer_id=customer_id, address_id=address_id, actor=current_user)
     except LookupError:
         abort(404)
     return _addresses_response(customer)
