@@ -3,9 +3,12 @@
 from flask import Blueprint
 from flask_login import current_user
 
+from portal.auth.labels import LABELS
 from portal.auth.permissions import can
+from portal.formatting import labels_register
 
 bp = Blueprint("auth", __name__)
+labels_register(bp, LABELS)
 
 
 @bp.app_template_global("can")

@@ -4,9 +4,12 @@ from flask import Blueprint
 from flask_login import current_user
 
 from portal.auth.permissions import can
+from portal.credit.labels import LABELS
 from portal.credit.selectors import credit_queue_count, customer_credit
+from portal.formatting import labels_register
 
 bp = Blueprint("credit", __name__)
+labels_register(bp, LABELS)
 # The customer page renders the credit panel (credit/_customer_*.html) with what this returns.
 bp.add_app_template_global(customer_credit, "customer_credit")
 

@@ -18,9 +18,10 @@ from portal.credit.models import (
     CreditUsage,
 )
 from portal.credit.services import credit_request_allowed
-from portal.customers.models import Customer, CustomerSegment
+from portal.customers.models import Customer
 from portal.extensions import db
 from portal.money import money
+from portal.segments.models import CustomerSegment
 
 OUTSTANDING = ("pending", "overdue")
 

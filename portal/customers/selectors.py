@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from portal.audit import AuditEntry
-from portal.customers.models import Address, Customer, CustomerSegment
+from portal.customers.models import Address, Customer
 from portal.extensions import db
+from portal.segments.models import CustomerSegment
 
 
 @dataclass(frozen=True)

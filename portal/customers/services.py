@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import Actor, audit_record
-from portal.customers.models import Address, Customer, CustomerSegment
+from portal.customers.models import Address, Customer
 from portal.extensions import db
+from portal.segments.models import CustomerSegment
 from portal.transaction import atomic
 
 PAGE_SIZE = 25
