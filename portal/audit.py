@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import sqlalchemy as sa
 from flask import g, has_request_context
@@ -12,10 +12,12 @@ from flask_login import current_user
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.auth.models import StaffUser
 from portal.db import set_actor
 from portal.extensions import db
 from portal.models import TenantMixin
+
+if TYPE_CHECKING:
+    from portal.auth.models import StaffUser
 
 
 class SystemActor:
@@ -26,7 +28,8 @@ class SystemActor:
 
 
 SYSTEM_ACTOR = SystemActor()
-Actor = StaffUser | SystemActor
+# A forward reference: portal.auth's services write audit rows, so this module cannot import it.
+Actor = Union["StaffUser", SystemActor]
 
 
 def _sealed(column_type, **kwargs):
