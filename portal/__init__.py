@@ -86,9 +86,9 @@ def register_errors(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     """CLI: users, demo seed, worker helpers, audit chain verification."""
     from portal.audit_commands import audit_cli
-    from portal.auth.commands import users_cli
     from portal.events.commands import events_cli
     from portal.seed import seed_demo_command
+    from portal.users.commands import users_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(users_cli)

@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import sqlalchemy as sa
 from flask import g, has_request_context
@@ -16,7 +16,20 @@ from portal.db import set_actor
 from portal.extensions import db
 from portal.models import TenantMixin
 
-SYSTEM_ACTOR = "system"
+if TYPE_CHECKING:
+    from portal.auth.models import StaffUser
+
+
+class SystemActor:
+    """Who acts in jobs and commands: no staff user (the audit log says "system")."""
+
+    staff_user_id = None
+    email = None
+
+
+SYSTEM_ACTOR = SystemActor()
+# A forward reference: portal.auth's services write audit rows, so this module cannot import it.
+Actor = Union["StaffUser", SystemActor]
 
 
 def _sealed(column_type, **kwargs):
@@ -67,17 +80,17 @@ def audit_record(
     entity_id: Any,
     before: dict | None = None,
     after: dict | None = None,
-    actor=None,
+    actor: Actor | None = None,
 ) -> AuditEntry:
-    """Write an audit entry in the current transaction; the actor defaults to the logged-in user.
+    """Write an audit entry in the current transaction, naming who acts.
 
-    Pass actor=SYSTEM_ACTOR for automatic actions (jobs), even when run inside a request. The
-    actor is stated in the transaction (the trigger reads it there) and the row is written at
-    once, so two entries of one transaction can name different actors.
+    The actor is a staff user, or SYSTEM_ACTOR for automatic actions (jobs, commands), even
+    when run inside a request. It is stated in the transaction (the trigger reads it there) and
+    the row is written at once, so two entries of one transaction can name different actors.
+    None (no staff user at hand, e.g. a charge from another system) falls back to the
+    logged-in user of the request, if any.
     """
-    if actor == SYSTEM_ACTOR:
-        actor = None
-    elif actor is None and has_request_context() and current_user.is_authenticated:
+    if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     entry = AuditEntry(
         action=action,

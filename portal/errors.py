@@ -35,8 +35,7 @@ def error_response(status: int, message: str | None = None):
     message = message or MESSAGES.get(status, MESSAGES[400])
     if _wants_json():
         return jsonify(error=message, status=status), status
-    template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
-    return render_template(template, status=status, message=message), status
+    return render_template("errors/error.html", status=status, message=message), status
 
 
 def init_app(app: Flask) -> None:

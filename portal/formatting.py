@@ -4,59 +4,27 @@ import re
 import unicodedata
 
 import phonenumbers
-from flask import Flask
+from flask import Blueprint, Flask, current_app
 from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
 
-from portal.auth.models import ROLES
-from portal.credit.models import (
-    ACCOUNT_STATUSES,
-    PAYMENT_METHODS,
-    REQUEST_KINDS,
-    REQUEST_STATES,
-    USAGE_STATUSES,
-)
-from portal.customers.models import (
-    ADDRESS_TYPES,
-    CUSTOMER_STATUSES,
-    CUSTOMER_TYPES,
-    DOCUMENT_TYPES,
-    GENDERS,
-    LANGUAGES,
-    LOYALTY_TIERS,
-    SEGMENTS,
-)
 from portal.money import money
 
-LABELS = {
-    "role": ROLES,
-    "customer_status": CUSTOMER_STATUSES,
-    "customer_type": CUSTOMER_TYPES,
-    "loyalty_tier": LOYALTY_TIERS,
-    "document_type": DOCUMENT_TYPES,
-    "address_type": ADDRESS_TYPES,
-    "segment": SEGMENTS,
-    "credit_status": ACCOUNT_STATUSES,
-    "credit_request_kind": REQUEST_KINDS,
-    "credit_request_state": REQUEST_STATES,
-    "gender": GENDERS,
-    "usage_status": USAGE_STATUSES,
-    "payment_method": PAYMENT_METHODS,
-    "language": LANGUAGES,
-    "audit_action": {
-        "customer.created": "Cliente registrado",
-        "customer.updated": "Datos actualizados",
-        "customer.status_changed": "Cambio de estado",
-        "address.created": "Dirección agregada",
-        "address.updated": "Dirección actualizada",
-        "address.deactivated": "Dirección desactivada",
-    },
-}
+
+def labels_register(bp: Blueprint, labels: dict[str, dict[str, str]]) -> None:
+    """Make a feature's Spanish labels of its codes known to the `label` filter."""
+
+    def record(state) -> None:
+        tables = state.app.extensions.setdefault("labels", {})
+        for kind, values in labels.items():
+            tables.setdefault(kind, {}).update(values)
+
+    bp.record_once(record)
 
 
 def label(value: str | None, kind: str) -> str:
-    """Spanish label of a stored code."""
-    return "—" if value is None else LABELS[kind].get(value, value)
+    """Spanish label of a stored code, from its feature's table (the code itself if unknown)."""
+    return "—" if value is None else current_app.extensions["labels"][kind].get(value, value)
 
 
 def phone(value: str | None) -> str:

@@ -1,6 +1,16 @@
-"""htmx helpers: one URL serves the full page or, to htmx, just its fragment."""
+"""htmx answers: one URL serves the full page or, to htmx, just its fragment.
 
-from flask import render_template, request
+Every view answers through these helpers: `render` for "page or partial" (a refused form is the
+same call with status=INVALID, so the form partial shows its errors), `done` and `refused` for
+the outcome of an action (htmx gets the partial with the message and what `context()` returns,
+read only then; a browser without JavaScript is redirected with the message flashed).
+"""
+
+from collections.abc import Callable
+
+from flask import flash, redirect, render_template, request
+
+INVALID = 422
 
 
 def is_htmx() -> bool:
@@ -10,6 +20,49 @@ def is_htmx() -> bool:
     )
 
 
-def render(page_template: str, partial_template: str, /, **context) -> str:
-    """Render the partial for htmx requests and the whole page otherwise."""
-    return render_template(partial_template if is_htmx() else page_template, **context)
+def render(
+    page_template: str,
+    partial_template: str | None = None,
+    /,
+    *,
+    status: int = 200,
+    headers: dict | None = None,
+    **context,
+):
+    """The partial for htmx requests (when there is one), the whole page otherwise."""
+    template = partial_template if partial_template and is_htmx() else page_template
+    return render_template(template, **context), status, headers or {}
+
+
+def _outcome(message, category, status, redirect_to, code, partial_template, headers, context):
+    if partial_template and is_htmx():
+        body = render_template(partial_template, message=message, **(context() if context else {}))
+        return body, status, headers or {}
+    flash(message, category)
+    return redirect(redirect_to, code)
+
+
+def done(
+    message: str,
+    *,
+    redirect_to: str,
+    code: int = 303,
+    partial: str | None = None,
+    headers: dict | None = None,
+    context: Callable[[], dict] | None = None,
+):
+    """An action succeeded: htmx gets `partial` with the message, a browser a redirect."""
+    return _outcome(message, "success", 200, redirect_to, code, partial, headers, context)
+
+
+def refused(
+    message: str,
+    *,
+    redirect_to: str,
+    code: int = 303,
+    partial: str | None = None,
+    headers: dict | None = None,
+    context: Callable[[], dict] | None = None,
+):
+    """An action was refused: htmx gets `partial` with the reason (a 422), a browser a redirect."""
+    return _outcome(message, "error", INVALID, redirect_to, code, partial, headers, context)

@@ -15,9 +15,12 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
+from portal import clock
+from portal.audit import SYSTEM_ACTOR
 from portal.auth.models import Organization, StaffUser
 from portal.auth.services import password_hash
-from portal.credit.models import CreditAccount
+from portal.credit.models import CreditAccount, CreditRequest
+from portal.credit.services import CreditError, payment_record, usage_charge
 from portal.customers.models import Address, Customer
 from portal.db import organization_scope
 from portal.extensions import db
@@ -297,8 +300,6 @@ REJECTION_NOTES = "Ingresos no verificables con la documentación presentada."
 
 def _credit_account(rng: random.Random, customer: Customer, status: str, staff: dict) -> None:
     """One account with the request that opened it (and its decision, unless still pending)."""
-    from portal.credit.models import CreditRequest
-
     requester = staff.get(rng.choice(["sucursal@demo.pa", "credito@demo.pa"]))
     approver = staff.get("aprobador@demo.pa") or min(staff.values(), key=lambda user: user.email)
     if requester is None and status == "pending":
@@ -346,9 +347,6 @@ def _credit_account(rng: random.Random, customer: Customer, status: str, staff: 
 
 def _credit_activity(rng: random.Random) -> None:
     """A few charges and a partial payment on each approved account, through the ledger rules."""
-    from portal import clock
-    from portal.credit.services import CreditError, payment_record, usage_charge
-
     approved = db.session.scalars(
         sa.select(CreditAccount).where(CreditAccount.status == "approved")
     )
@@ -358,11 +356,10 @@ def _credit_activity(rng: random.Random) -> None:
             amount = Decimal(rng.randint(2000, 15000)) / 100
             try:
                 usage_charge(
-                    account_id=account_id, order_id=uuid.uuid4(), amount=amount, actor=None
+                    account_id=account_id, order_id=uuid.uuid4(), amount=amount, actor=SYSTEM_ACTOR
                 )
             except CreditError:
                 break  # the limit is reached: exactly what the rules are for
-            db.session.commit()
             used += amount
         if used > 0:
             payment_record(
@@ -372,9 +369,8 @@ def _credit_activity(rng: random.Random) -> None:
                 reference="Recibo demo",
                 payment_date=clock.today(),
                 key=uuid.uuid4(),
-                actor=None,
+                actor=SYSTEM_ACTOR,
             )
-            db.session.commit()
 
 
 class DemoSeedRefused(RuntimeError):

@@ -129,3 +129,8 @@ class WholeNumberField(StringField):
 
     def _value(self):
         return getattr(self, "raw_text", None) or ("" if self.data is None else str(self.data))
+
+
+def errors_text(form) -> str:
+    """All of a form's errors in one line, for a refusal shown outside the form."""
+    return " ".join(error for errors in form.errors.values() for error in errors)

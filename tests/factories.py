@@ -4,14 +4,17 @@ import contextlib
 import itertools
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 
 import sqlalchemy as sa
 from flask import Flask
 
+from portal.audit import AuditEntry
 from portal.auth.models import ROLES, Organization, StaffUser
 from portal.auth.services import password_hash
-from portal.customers.models import Customer
+from portal.credit.models import CreditAccount, CreditRequest
+from portal.customers.models import Address, Customer
 from portal.db import organization_scope
 from portal.extensions import db
 
@@ -30,6 +33,15 @@ def bind(app: Flask) -> None:
 def _scope(organization_id: uuid.UUID):
     with _app.app_context(), organization_scope(organization_id):
         yield
+
+
+def _committed(row):
+    """Add, commit and detach a row, its database defaults loaded (the session is the caller's)."""
+    db.session.add(row)
+    db.session.commit()
+    db.session.refresh(row)
+    db.session.expunge(row)
+    return row
 
 
 @cache
@@ -65,12 +77,7 @@ def staff_create(organization_id: uuid.UUID, roles: list[str], **fields) -> Staf
         "roles": roles,
     } | fields
     with _scope(organization_id):
-        user = StaffUser(**values)
-        db.session.add(user)
-        db.session.commit()
-        db.session.refresh(user)
-        db.session.expunge(user)
-    return user
+        return _committed(StaffUser(**values))
 
 
 def organization_with_staff(name: str) -> OrgFixture:
@@ -93,32 +100,18 @@ def customer_create(organization_id: uuid.UUID, **fields) -> Customer:
         "document_number": f"8-{number}-{number}",
     } | fields
     with _scope(organization_id):
-        customer = Customer(**values)
-        db.session.add(customer)
-        db.session.commit()
-        db.session.refresh(customer)
-        db.session.expunge(customer)
-    return customer
+        return _committed(Customer(**values))
 
 
 def address_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **fields):
     """A committed address."""
-    from portal.customers.models import Address
-
     values = {"address_line1": "Calle 50, Edificio 3", "city": "Panamá", "country": "PA"} | fields
     with _scope(organization_id):
-        address = Address(customer_id=customer_id, **values)
-        db.session.add(address)
-        db.session.commit()
-        db.session.refresh(address)
-        db.session.expunge(address)
-    return address
+        return _committed(Address(customer_id=customer_id, **values))
 
 
 def customer_row(organization_id: uuid.UUID, customer_id: uuid.UUID):
     """The customer as stored now (None if not visible in that organization)."""
-    import sqlalchemy as sa
-
     with _scope(organization_id):
         customer = db.session.scalar(sa.select(Customer).where(Customer.customer_id == customer_id))
         if customer is not None:
@@ -128,10 +121,6 @@ def customer_row(organization_id: uuid.UUID, customer_id: uuid.UUID):
 
 def audit_entries(organization_id: uuid.UUID, entity_id) -> list:
     """Audit entries about one entity, oldest first."""
-    import sqlalchemy as sa
-
-    from portal.audit import AuditEntry
-
     with _scope(organization_id):
         entries = list(
             db.session.scalars(
@@ -147,10 +136,6 @@ def audit_entries(organization_id: uuid.UUID, entity_id) -> list:
 
 def credit_account_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **fields):
     """A committed credit account (approved, US$1,000 at 30 days unless told otherwise)."""
-    from decimal import Decimal
-
-    from portal.credit.models import CreditAccount, CreditRequest
-
     values = {"credit_limit": Decimal("1000.00"), "payment_term_days": 30, "status": "approved"}
     requested_by = fields.pop("requested_by", None)
     with _scope(organization_id):
@@ -174,10 +159,7 @@ def credit_account_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **
                     requested_by=requester,
                 )
             )
-        db.session.commit()
-        db.session.refresh(account)
-        db.session.expunge(account)
-    return account
+        return _committed(account)
 
 
 @contextlib.contextmanager

@@ -6,32 +6,25 @@ from decimal import Decimal
 
 import pytest
 
-from portal.credit.services import account_get
+from portal.credit.services import account_for_customer, account_get, credit_request_pending
+from portal.extensions import db
 from tests import factories
 
 HTMX = {"HX-Request": "true"}
 
 
 def _account(org, customer_id):
-    from portal.credit.services import account_for_customer
-
     with factories.scoped(org.organization_id):
         account = account_for_customer(customer_id)
         if account is not None:
-            from portal.extensions import db
-
             db.session.expunge(account)
         return account
 
 
 def _pending_request(org, account_id):
-    from portal.credit.services import credit_request_pending
-
     with factories.scoped(org.organization_id):
         request = credit_request_pending(account_id)
         if request is not None:
-            from portal.extensions import db
-
             db.session.expunge(request)
         return request
 

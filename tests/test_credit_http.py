@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from portal import clock
-from portal.credit.services import account_get, ledger_outstanding
+from portal.credit.selectors import ledger_outstanding
+from portal.credit.services import account_get
 from tests import factories
 
 HTMX = {"HX-Request": "true"}

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from portal import clock
 from portal.credit.models import CreditAccount, CreditPaymentAllocation, CreditUsage
+from portal.credit.selectors import ledger_outstanding
 from portal.credit.services import (
     CreditError,
     account_get,
-    ledger_outstanding,
     payment_record,
     payment_reverse,
     usage_cancel,
@@ -180,12 +180,12 @@ def test_cancelling_a_pending_charge_gives_the_credit_back(ledger):
     org, _, account = ledger
     usage, _ = charge(org, account, "300")
     with factories.scoped(org.organization_id):
-        cancelled = usage_cancel(usage_id=usage.usage_id)
+        cancelled = usage_cancel(usage_id=usage.usage_id, actor=None)
         assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
         db.session.commit()
     assert used(org, account) == 0
     with pytest.raises(CreditError), factories.scoped(org.organization_id):
-        usage_cancel(usage_id=usage.usage_id)  # twice: refused, nothing changes
+        usage_cancel(usage_id=usage.usage_id, actor=None)  # twice: refused, nothing changes
     assert used(org, account) == 0
     assert_invariant(org.organization_id, account.credit_account_id)
 
@@ -198,7 +198,7 @@ def test_a_partly_paid_charge_cannot_be_cancelled(ledger):
         pytest.raises(CreditError, match="sin pagos aplicados"),
         factories.scoped(org.organization_id),
     ):
-        usage_cancel(usage_id=usage.usage_id)
+        usage_cancel(usage_id=usage.usage_id, actor=None)
     assert used(org, account) == D("200")
 
 

@@ -7,12 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portal import clock
+from portal.credit.selectors import account_payments, account_usages, ledger_outstanding
 from portal.credit.services import (
     CreditError,
     account_get,
-    account_payments,
-    account_usages,
-    ledger_outstanding,
     payment_record,
     payment_reverse,
     usage_cancel,
@@ -40,7 +38,7 @@ def _apply(account_id, approver, operation, argument) -> None:
     elif operation == "cancel":
         pending = [u for u, _ in account_usages(account_id) if u.status == "pending"]
         if pending:
-            usage_cancel(usage_id=pending[argument % len(pending)].usage_id)
+            usage_cancel(usage_id=pending[argument % len(pending)].usage_id, actor=None)
     elif operation in ("pay", "pay_all"):
         owed = account_get(account_id).credit_used
         amount = owed if operation == "pay_all" else argument

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from portal import clock
 from portal.credit.models import CreditAccount, CreditPayment, CreditRequest
-from portal.credit.services import account_get, ledger_outstanding
+from portal.credit.selectors import ledger_outstanding
+from portal.credit.services import account_get
 from portal.extensions import db
 from tests import factories
 from tests.conftest import PortalClient

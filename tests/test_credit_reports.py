@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from portal import clock
 from portal.credit.models import CreditUsage
-from portal.credit.services import aging_report, payment_record, usage_charge
+from portal.credit.selectors import aging_report
+from portal.credit.services import payment_record, usage_charge
 from portal.extensions import db
 from tests import factories
 

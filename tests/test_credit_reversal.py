@@ -9,7 +9,8 @@ from sqlalchemy.exc import ProgrammingError
 
 from portal import clock
 from portal.credit.models import CreditPaymentAllocation, CreditUsage
-from portal.credit.services import account_get, ledger_outstanding
+from portal.credit.selectors import ledger_outstanding
+from portal.credit.services import account_get
 from portal.extensions import db
 from tests import factories
 

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from portal.audit import SYSTEM_ACTOR
 from portal.customers.models import Address
 from portal.customers.services import address_create, customer_get
 from portal.db import organization_scope
@@ -153,7 +154,8 @@ def test_two_concurrent_new_defaults_leave_exactly_one(app, org_a, customer):
                 target = customer_get(customer.customer_id)
                 barrier.wait(timeout=10)
                 address_create(
-                    customer=target,
+                    customer_id=target.customer_id,
+                    actor=SYSTEM_ACTOR,
                     data={
                         "address_line1": "Calle 1",
                         "city": city,

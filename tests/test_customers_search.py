@@ -8,10 +8,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from portal.customers.models import CustomerSegment
 from portal.db import organization_scope
 from portal.extensions import db
 from portal.seed import customer_rows, customers_bulk_load
+from portal.segments.models import CustomerSegment
 from tests import factories
 
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from portal.audit import SYSTEM_ACTOR
 from portal.customers.models import Customer
-from portal.customers.services import customer_get, customer_update
+from portal.customers.services import customer_update
 from portal.db import organization_scope
 from portal.extensions import db
 from portal.seed import CUSTOMER_COLUMNS, customer_rows, customers_bulk_load
@@ -143,9 +144,12 @@ def test_the_dictionary_follows_inserts_renames_and_deletes(app, login_as, org_a
     assert {"zoila": 2, "quintero": 1, "quiroz": 1}.items() <= _dictionary(app, a).items()
 
     with app.app_context(), organization_scope(a):
-        customer = customer_get(first.customer_id)
-        customer_update(customer=customer, data={"last_name": "Quiroz"}, version_id=1)
-        db.session.commit()
+        customer_update(
+            customer_id=first.customer_id,
+            data={"last_name": "Quiroz"},
+            version_id=1,
+            actor=SYSTEM_ACTOR,
+        )
     words = _dictionary(app, a)
     assert "quintero" not in words and words["quiroz"] == 2 and words["zoila"] == 2
     client = login_as("branch_staff")

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from portal.customers.models import CustomerSegment
 from portal.events.models import Purchase
 from portal.extensions import db
+from portal.segments.models import CustomerSegment
 from portal.segments.services import segments_recompute
 from tests import factories
 

@@ -16,11 +16,12 @@ from flask_login import login_user, logout_user
 from zxcvbn import zxcvbn
 from zxcvbn.matching import RANKED_DICTIONARIES
 
-from portal.audit import audit_record
+from portal.audit import SYSTEM_ACTOR, audit_record
 from portal.auth.models import StaffUser
 from portal.db import set_organization
 from portal.extensions import db
 from portal.security import session_fingerprint, session_revoke
+from portal.transaction import atomic
 
 log = logging.getLogger(__name__)
 password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
@@ -184,11 +185,13 @@ def _record_failure(user: StaffUser, now: datetime) -> None:
                 entity_type="staff_user",
                 entity_id=user.staff_user_id,
                 after={"failed_login_count": user.failed_login_count},
+                actor=SYSTEM_ACTOR,  # nobody is logged in yet: the lockout is automatic
             )
     db.session.commit()
     log.info("login failed", extra={"reason": "bad_password", "user_id": str(user.staff_user_id)})
 
 
+@atomic
 def staff_password_change(
     *, staff_user_id: uuid.UUID, current_password: str, new_password: str
 ) -> None:
@@ -207,8 +210,12 @@ def staff_password_change(
     user.password_hash = password_hash(new_password)
     user.password_temporary_until = None
     user.sessions_valid_after = now
-    audit_record(action="staff.password_changed", entity_type="staff_user", entity_id=staff_user_id)
-    db.session.commit()
+    audit_record(
+        action="staff.password_changed",
+        entity_type="staff_user",
+        entity_id=staff_user_id,
+        actor=user,
+    )
 
 
 def session_start(user: StaffUser) -> None:

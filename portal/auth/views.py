@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from portal.auth import bp
 from portal.auth.forms import LoginForm, PasswordChangeForm
-from portal.auth.models import ROLES
+from portal.auth.permissions import permission_required
 from portal.auth.services import (
     PasswordError,
     session_end,
@@ -16,8 +16,7 @@ from portal.auth.services import (
     staff_authenticate,
     staff_password_change,
 )
-from portal.extensions import db, limiter
-from portal.security import role_required
+from portal.extensions import limiter
 from portal.validation import form_error
 
 
@@ -92,7 +91,7 @@ def _password_change_key() -> str:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@role_required(*ROLES)
+@permission_required("account.use")
 @limiter.limit(
     CHANGE_FORM_FAILURES_LIMIT,
     key_func=_password_change_key,
@@ -110,7 +109,6 @@ def password_change():
                 new_password=form.password.data,
             )
         except PasswordError as error:
-            db.session.rollback()
             g.login_failed = error.field == "current_password"
             form_error(form, str(error), error.field)
         else:
@@ -126,7 +124,7 @@ def password_change():
 
 
 @bp.post("/logout")
-@role_required(*ROLES)
+@permission_required("account.use")
 def logout():
     """End the session."""
     session_end()
@@ -135,7 +133,7 @@ def logout():
 
 
 @bp.get("/")
-@role_required(*ROLES)
+@permission_required("account.use")
 def home():
     """Send each user to the page their work starts from."""
     return redirect(url_for("customers.index"))

@@ -1,18 +1,23 @@
 """Credit: requests and approvals, usages, payments, statements and aging."""
 
 from flask import Blueprint
+from flask_login import current_user
+
+from portal.auth.permissions import can
+from portal.credit.labels import LABELS
+from portal.credit.selectors import credit_queue_count, customer_credit
+from portal.formatting import labels_register
 
 bp = Blueprint("credit", __name__)
+labels_register(bp, LABELS)
+# The customer page renders the credit panel (credit/_customer_*.html) with what this returns.
+bp.add_app_template_global(customer_credit, "customer_credit")
 
 
 @bp.app_context_processor
 def pending_requests_badge() -> dict:
     """The approval queue's size, for the navigation badge of approvers."""
-    from flask_login import current_user
-
-    from portal.credit.services import credit_queue_count
-
-    if current_user.is_authenticated and current_user.has_role("credit_approver"):
+    if can(current_user, "credit.approve"):
         return {"pending_credit_requests": credit_queue_count()}
     return {}
 

@@ -8,7 +8,6 @@ UPDATE, and the database CHECKs (credit_used <= credit_limit, amounts > 0) as th
 """
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal import clock
-from portal.audit import SYSTEM_ACTOR, audit_record
+from portal.audit import SYSTEM_ACTOR, Actor, audit_record
 from portal.auth.models import StaffUser
 from portal.credit.models import (
     ACCOUNT_STATUSES,
@@ -26,11 +25,12 @@ from portal.credit.models import (
     CreditRequest,
     CreditUsage,
 )
-from portal.customers.models import Customer, CustomerSegment
+from portal.customers.models import Customer
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.money import money
 from portal.settings.services import organization_settings_get
+from portal.transaction import atomic
 
 ACCOUNT_FIELDS = (
     "status",
@@ -56,7 +56,6 @@ REQUEST_FIELDS = (
     "approved_limit",
     "approved_term_days",
 )
-OUTSTANDING = ("pending", "overdue")
 
 
 class CreditError(ValueError):
@@ -78,7 +77,7 @@ def _audit_account(
     action: str,
     account: CreditAccount,
     before: dict | None,
-    actor=None,
+    actor: Actor,
     request: CreditRequest | None = None,
 ) -> None:
     audit_record(
@@ -147,6 +146,12 @@ def _within_maximum(limit: Decimal, field: str) -> None:
         )
 
 
+def credit_request_allowed(*, customer: Customer, account: CreditAccount | None) -> bool:
+    """Whether a new line may be requested: an active customer without a live account."""
+    return customer.status == "active" and (account is None or account.status == "cancelled")
+
+
+@atomic
 def credit_request(
     *,
     customer_id: uuid.UUID,
@@ -211,11 +216,11 @@ def credit_request(
     )
     db.session.add(request)
     db.session.flush()
-    _audit_account("credit.requested", account, before, request=request)
-    db.session.commit()
+    _audit_account("credit.requested", account, before, requester, request=request)
     return request, True
 
 
+@atomic
 def credit_increase_request(
     *, account_id: uuid.UUID, limit: Decimal, reason: str, requester: StaffUser
 ) -> CreditRequest:
@@ -240,8 +245,9 @@ def credit_increase_request(
     )
     db.session.add(request)
     db.session.flush()
-    _audit_account("credit.increase_requested", account, _snapshot(account), request=request)
-    db.session.commit()
+    _audit_account(
+        "credit.increase_requested", account, _snapshot(account), requester, request=request
+    )
     return request
 
 
@@ -264,6 +270,7 @@ def _pending_for_decision(
     return request, account
 
 
+@atomic
 def credit_approve(
     *,
     request_id: uuid.UUID,
@@ -305,12 +312,13 @@ def credit_approve(
         "credit.increase_approved" if request.kind == "increase" else "credit.approved",
         account,
         before,
+        approver,
         request=request,
     )
-    db.session.commit()
     return request
 
 
+@atomic
 def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditRequest:
     """Reject a pending request with notes (never one's own); a new line's account is cancelled."""
     request, account = _pending_for_decision(request_id, approver)
@@ -327,9 +335,9 @@ def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> 
         "credit.increase_rejected" if request.kind == "increase" else "credit.rejected",
         account,
         before,
+        approver,
         request=request,
     )
-    db.session.commit()
     return request
 
 
@@ -341,7 +349,7 @@ def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:
         )
 
 
-def _suspend(account: CreditAccount, *, reason: str, actor) -> None:
+def _suspend(account: CreditAccount, *, reason: str, actor: Actor) -> None:
     if account.status != "approved":
         raise CreditError("Solo una cuenta aprobada puede suspenderse.")
     before = _snapshot(account)
@@ -352,17 +360,18 @@ def _suspend(account: CreditAccount, *, reason: str, actor) -> None:
     _audit_account("credit.suspended", account, before, actor)
 
 
+@atomic
 def credit_suspend(*, account_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditAccount:
-    """Suspend an approved account with a reason (not by its own requester); commits."""
+    """Suspend an approved account with a reason (not by its own requester)."""
     account = _account_locked(account_id)
     _not_the_requester(account, actor)
     _suspend(account, reason=reason, actor=actor)
-    db.session.commit()
     return account
 
 
+@atomic
 def credit_reactivate(*, account_id: uuid.UUID, notes: str, actor: StaffUser) -> CreditAccount:
-    """Reactivate a suspended account (not by its own requester); commits."""
+    """Reactivate a suspended account (not by its own requester)."""
     account = _account_locked(account_id)
     _not_the_requester(account, actor)
     if account.status != "suspended":
@@ -374,14 +383,14 @@ def credit_reactivate(*, account_id: uuid.UUID, notes: str, actor: StaffUser) ->
     account.approval_notes = notes
     db.session.flush()
     _audit_account("credit.reactivated", account, before, actor)
-    db.session.commit()
     return account
 
 
+@atomic
 def credit_limit_decrease(
     *, account_id: uuid.UUID, limit: Decimal, reason: str, actor: StaffUser
 ) -> CreditAccount:
-    """Lower the limit at once (never below what is used); an increase is a request. Commits."""
+    """Lower the limit at once (never below what is used); an increase is a request."""
     account = _account_locked(account_id)
     _not_the_requester(account, actor)
     if account.status not in ("approved", "suspended"):
@@ -402,7 +411,6 @@ def credit_limit_decrease(
     account.approval_notes = reason
     db.session.flush()
     _audit_account("credit.limit_changed", account, before, actor)
-    db.session.commit()
     return account
 
 
@@ -434,6 +442,7 @@ def _refusal(account_id: uuid.UUID, amount: Decimal) -> str:
     )
 
 
+@atomic
 def usage_charge(
     *, account_id: uuid.UUID, order_id: uuid.UUID, amount: Decimal, actor: StaffUser | None
 ) -> tuple[CreditUsage, bool]:
@@ -497,6 +506,7 @@ def usage_charge(
             "due_date": usage.due_date,
             "credit_used": account.credit_used,
         },
+        actor=actor,
     )
     return usage, True
 
@@ -506,7 +516,8 @@ def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
     return db.session.scalar(sa.select(CreditUsage).where(CreditUsage.usage_id == usage_id))
 
 
-def usage_cancel(*, usage_id: uuid.UUID) -> CreditUsage:
+@atomic
+def usage_cancel(*, usage_id: uuid.UUID, actor: StaffUser | None) -> CreditUsage:
     """Cancel a pending usage nothing was paid against; the credit comes back."""
     usage = usage_get(usage_id)
     if usage is None:
@@ -543,6 +554,7 @@ def usage_cancel(*, usage_id: uuid.UUID) -> CreditUsage:
         entity_id=usage.credit_account_id,
         before={"usage_id": usage_id, "status": "pending"},
         after={"usage_id": usage_id, "status": "cancelled", "amount": cancelled},
+        actor=actor,
     )
     return usage_get(usage_id)
 
@@ -583,6 +595,7 @@ def payment_get(payment_id: uuid.UUID) -> CreditPayment | None:
     return db.session.scalar(sa.select(CreditPayment).where(CreditPayment.payment_id == payment_id))
 
 
+@atomic
 def payment_record(
     *,
     account_id: uuid.UUID,
@@ -652,12 +665,14 @@ def payment_record(
                 {"usage_id": row.usage_id, "amount": row.amount} for row in allocations
             ],
         },
+        actor=actor,
     )
     return payment, True
 
 
+@atomic
 def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditPayment:
-    """Reverse a payment (e.g. a bounced check): what it paid is owed again; commits.
+    """Reverse a payment (e.g. a bounced check): what it paid is owed again.
 
     The payment's allocations stay; one negative allocation per original records the undoing.
     """
@@ -736,6 +751,7 @@ def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> 
 # --- overdue -------------------------------------------------------------------------------
 
 
+@atomic
 def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 30) -> dict:
     """Daily: pending usages past due become overdue; accounts overdue too long are suspended."""
     today = today or clock.today()
@@ -767,297 +783,3 @@ def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 
             actor=SYSTEM_ACTOR,
         )
     return {"marked_overdue": marked, "suspended": len(accounts)}
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """A pending request with what an approver needs to decide."""
-
-    request: CreditRequest
-    account: CreditAccount
-    customer: Customer
-    segment: CustomerSegment | None
-    requester: StaffUser | None
-    paid_usages: int
-    average_days_to_pay: float | None
-    overdue_count: int
-    exposure: Decimal
-
-
-def credit_queue() -> list[QueueItem]:
-    """Pending requests (new lines and increases), oldest first, with customer facts."""
-    rows = db.session.execute(
-        sa.select(CreditRequest, CreditAccount, Customer, CustomerSegment, StaffUser)
-        .join(CreditAccount, CreditAccount.credit_account_id == CreditRequest.credit_account_id)
-        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
-        .outerjoin(CustomerSegment, CustomerSegment.customer_id == Customer.customer_id)
-        .outerjoin(StaffUser, StaffUser.staff_user_id == CreditRequest.requested_by)
-        .where(CreditRequest.state == "pending")
-        .order_by(CreditRequest.requested_at, CreditRequest.credit_request_id)
-    ).all()
-    if not rows:
-        return []
-    behaviour = {
-        row.credit_account_id: row
-        for row in db.session.execute(
-            sa.select(
-                CreditUsage.credit_account_id,
-                sa.func.count().filter(CreditUsage.status == "paid").label("paid"),
-                sa.func.avg(
-                    sa.extract("epoch", CreditUsage.paid_at - CreditUsage.created_at) / 86400
-                )
-                .filter(CreditUsage.status == "paid")
-                .label("days_to_pay"),
-                sa.func.count().filter(CreditUsage.status == "overdue").label("overdue"),
-            )
-            .where(CreditUsage.credit_account_id.in_([row[1].credit_account_id for row in rows]))
-            .group_by(CreditUsage.credit_account_id)
-        )
-    }
-    items = []
-    for request, account, customer, segment, requester in rows:
-        stats = behaviour.get(account.credit_account_id)
-        items.append(
-            QueueItem(
-                request=request,
-                account=account,
-                customer=customer,
-                segment=segment,
-                requester=requester,
-                paid_usages=stats.paid if stats else 0,
-                average_days_to_pay=float(stats.days_to_pay)
-                if stats and stats.days_to_pay
-                else None,
-                overdue_count=stats.overdue if stats else 0,
-                exposure=account.credit_used,
-            )
-        )
-    return items
-
-
-def credit_queue_count() -> int:
-    """How many requests wait for a decision."""
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(CreditRequest)
-        .where(CreditRequest.state == "pending")
-    )
-
-
-def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal]]:
-    """The account's usages, newest first, with what is still owed on each."""
-    allocated = (
-        sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
-        .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
-        .scalar_subquery()
-    )
-    rows = db.session.execute(
-        sa.select(CreditUsage, allocated)
-        .where(CreditUsage.credit_account_id == account_id)
-        .order_by(CreditUsage.created_at.desc())
-    ).all()
-    return [
-        (usage, usage.amount - paid if usage.status in OUTSTANDING else Decimal("0"))
-        for usage, paid in rows
-    ]
-
-
-def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
-    """The account's payments, newest first, each with its allocations (and their reversals)."""
-    payments = list(
-        db.session.scalars(
-            sa.select(CreditPayment)
-            .where(CreditPayment.credit_account_id == account_id)
-            .order_by(CreditPayment.created_at.desc())
-        )
-    )
-    allocations: dict[uuid.UUID, list] = {}
-    for allocation in db.session.scalars(
-        sa.select(CreditPaymentAllocation)
-        .join(CreditUsage, CreditUsage.usage_id == CreditPaymentAllocation.usage_id)
-        .where(CreditPaymentAllocation.payment_id.in_([p.payment_id for p in payments]))
-        .order_by(
-            CreditPaymentAllocation.created_at,
-            CreditUsage.due_date,
-            CreditUsage.created_at,
-            CreditUsage.usage_id,
-        )
-    ):
-        allocations.setdefault(allocation.payment_id, []).append(allocation)
-    return [(payment, allocations.get(payment.payment_id, [])) for payment in payments]
-
-
-def account_recent_activity(account_id: uuid.UUID | None, *, limit: int = 10) -> list[dict]:
-    """The latest usages and payments of an account, newest first (the customer 360 page)."""
-    if account_id is None:
-        return []
-    usages = db.session.scalars(
-        sa.select(CreditUsage)
-        .where(CreditUsage.credit_account_id == account_id)
-        .order_by(CreditUsage.created_at.desc())
-        .limit(limit)
-    )
-    payments = db.session.scalars(
-        sa.select(CreditPayment)
-        .where(CreditPayment.credit_account_id == account_id)
-        .order_by(CreditPayment.created_at.desc())
-        .limit(limit)
-    )
-    activity = [
-        {
-            "kind": "usage",
-            "at": usage.created_at,
-            "amount": usage.amount,
-            "status": usage.status,
-            "detail": f"Orden {usage.order_id}",
-        }
-        for usage in usages
-    ] + [
-        {
-            "kind": "payment",
-            "at": payment.created_at,
-            "amount": payment.amount,
-            "status": payment.payment_method,
-            "detail": payment.payment_reference or "",
-        }
-        for payment in payments
-    ]
-    return sorted(activity, key=lambda item: item["at"], reverse=True)[:limit]
-
-
-def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
-    """What the usages say is owed: the right-hand side of the ledger invariant."""
-    return sum((owed for _, owed in account_usages(account_id)), Decimal("0"))
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    """One movement of a statement, with the balance after it."""
-
-    on: date
-    description: str
-    charge: Decimal
-    credit: Decimal
-    balance: Decimal
-
-
-def _local_date(moment) -> date:
-    return moment.astimezone(clock.BUSINESS_ZONE).date()
-
-
-def account_statement(
-    account_id: uuid.UUID, *, start: date | None, end: date | None
-) -> tuple[Decimal, list[StatementLine], Decimal]:
-    """Opening balance, movements with running balance, and closing balance for a period."""
-    movements: list[tuple[date, int, str, Decimal, Decimal]] = []
-    for usage, _ in account_usages(account_id):
-        movements.append(
-            (
-                _local_date(usage.created_at),
-                0,
-                f"Cargo orden {usage.order_id}",
-                usage.amount,
-                Decimal(0),
-            )
-        )
-        if usage.cancelled_at:
-            movements.append(
-                (
-                    _local_date(usage.cancelled_at),
-                    1,
-                    f"Anulación cargo orden {usage.order_id}",
-                    Decimal(0),
-                    usage.amount,
-                )
-            )
-    for payment, allocations in account_payments(account_id):
-        applied = ", ".join(
-            f"{money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations if a.amount > 0
-        )
-        undone = ", ".join(
-            f"{money(-a.amount)} de cargo {str(a.usage_id)[:8]}"
-            for a in allocations
-            if a.amount < 0
-        )
-        method = payment.payment_method
-        reference = f" ref. {payment.payment_reference}" if payment.payment_reference else ""
-        movements.append(
-            (
-                payment.payment_date,
-                2,
-                f"Pago {method}{reference}" + (f" ({applied})" if applied else ""),
-                Decimal(0),
-                payment.amount,
-            )
-        )
-        if payment.reversed_at:
-            movements.append(
-                (
-                    _local_date(payment.reversed_at),
-                    3,
-                    f"Reversión de pago: {payment.reversal_reason}"
-                    + (f" (deshecho {undone})" if undone else ""),
-                    payment.amount,
-                    Decimal(0),
-                )
-            )
-    movements.sort(key=lambda movement: (movement[0], movement[1]))
-    opening = Decimal(0)
-    lines: list[StatementLine] = []
-    balance = Decimal(0)
-    for on, _, description, charge, credit in movements:
-        balance += charge - credit
-        if start and on < start:
-            opening = balance
-            continue
-        if end and on > end:
-            break
-        lines.append(StatementLine(on, description, charge, credit, balance))
-    closing = lines[-1].balance if lines else opening
-    return opening, lines, closing
-
-
-AGING_BUCKETS = (
-    ("not_due", "Por vencer"),
-    ("days_1_30", "1 a 30 días"),
-    ("days_31_60", "31 a 60 días"),
-    ("days_61_90", "61 a 90 días"),
-    ("days_90_plus", "Más de 90 días"),
-)
-_AGING = sa.text(
-    """
-    WITH owed AS (
-        SELECT a.customer_id, (:today - u.due_date) AS late,
-               u.amount - coalesce((SELECT sum(x.amount) FROM credit_payment_allocations x
-                                    WHERE x.usage_id = u.usage_id), 0) AS outstanding
-        FROM credit_usages u
-        JOIN credit_accounts a ON a.credit_account_id = u.credit_account_id
-        WHERE u.status IN ('pending', 'overdue')
-    )
-    SELECT c.customer_id, c.first_name || ' ' || c.last_name AS name,
-           coalesce(sum(outstanding) FILTER (WHERE late <= 0), 0) AS not_due,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 1 AND 30), 0) AS days_1_30,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 31 AND 60), 0) AS days_31_60,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 61 AND 90), 0) AS days_61_90,
-           coalesce(sum(outstanding) FILTER (WHERE late > 90), 0) AS days_90_plus,
-           sum(outstanding) AS total
-    FROM owed JOIN customers c ON c.customer_id = owed.customer_id
-    GROUP BY c.customer_id, c.first_name, c.last_name
-    HAVING sum(outstanding) > 0
-    """
-)
-
-
-def aging_report(*, today: date | None = None, sort: str = "total") -> tuple[list, dict]:
-    """Outstanding credit by days past due: per customer (sorted) and organization totals."""
-    rows = db.session.execute(_AGING, {"today": today or clock.today()}).all()
-    keys = [key for key, _ in AGING_BUCKETS] + ["total"]
-    if sort == "name":
-        rows.sort(key=lambda row: row.name.lower())
-    elif sort in keys:
-        rows.sort(key=lambda row: (getattr(row, sort), row.total), reverse=True)
-    totals = {key: sum((getattr(row, key) for row in rows), Decimal(0)) for key in keys}
-    return rows, totals

@@ -3,11 +3,11 @@
 import uuid
 from decimal import Decimal
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, request, url_for
 from flask_login import current_user
 
 from portal import clock
-from portal.auth.models import ROLES
+from portal.auth.permissions import permission_required
 from portal.credit import bp
 from portal.credit.forms import (
     ApproveForm,
@@ -22,23 +22,23 @@ from portal.credit.forms import (
     SuspendForm,
     UsageForm,
 )
-from portal.credit.services import (
+from portal.credit.selectors import (
     AGING_BUCKETS,
+    account_ledger,
+    account_statement,
+    aging_report,
+    credit_queue,
+    credit_queue_count,
+)
+from portal.credit.services import (
     CreditError,
     account_get,
-    account_payments,
-    account_statement,
-    account_usages,
-    aging_report,
     credit_approve,
     credit_increase_request,
     credit_limit_decrease,
-    credit_queue,
-    credit_queue_count,
     credit_reactivate,
     credit_reject,
     credit_request,
-    credit_request_pending,
     credit_suspend,
     payment_get,
     payment_record,
@@ -49,31 +49,22 @@ from portal.credit.services import (
 )
 from portal.csv_export import csv_response
 from portal.customers.services import customer_get
-from portal.extensions import db
-from portal.htmx import is_htmx
-from portal.security import role_required
-from portal.validation import form_error
-
-VIEWERS = tuple(ROLES)
-REQUESTERS = ("branch_staff", "credit_staff")
-CREDIT_STAFF = ("credit_staff",)
-APPROVERS = ("credit_approver",)
-REPORT_READERS = ("credit_staff", "credit_approver", "org_admin")
-INVALID = 422
+from portal.htmx import INVALID, done, refused, render
+from portal.validation import errors_text, form_error
 
 
-def _account_or_404(account_id: uuid.UUID):
-    account = account_get(account_id)
-    if account is None:
+def _ledger_or_404(account_id: uuid.UUID):
+    ledger = account_ledger(account_id)
+    if ledger is None:
         abort(404)
-    return account
+    return ledger
 
 
 # --- requests and the approval queue -------------------------------------------------------
 
 
 @bp.route("/request/<uuid:customer_id>", methods=["GET", "POST"])
-@role_required(*REQUESTERS)
+@permission_required("credit.request")
 def request_credit(customer_id: uuid.UUID):
     """Request a credit account for a customer; submitting the same request twice is harmless."""
     customer = customer_get(customer_id)
@@ -92,57 +83,53 @@ def request_credit(customer_id: uuid.UUID):
         except CreditError as error:
             form_error(form, str(error), error.field)
         else:
-            flash(
+            return done(
                 "Solicitud de crédito enviada a aprobación."
                 if created
                 else "Esta solicitud ya estaba registrada y sigue pendiente de aprobación.",
-                "success",
+                redirect_to=url_for("customers.detail", customer_id=customer_id),
+                code=302,
             )
-            return redirect(url_for("customers.detail", customer_id=customer_id))
     status = INVALID if form.is_submitted() else 200
-    return render_template("credit/request.html", form=form, customer=customer), status
+    return render("credit/request.html", form=form, customer=customer, status=status)
 
 
 @bp.get("/queue")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def queue():
     """Pending requests, oldest first, with the facts to decide on."""
-    return render_template("credit/queue.html", items=credit_queue())
+    return render("credit/queue.html", items=credit_queue())
 
 
-def _decision_response(request_id: uuid.UUID, message: str):
-    if is_htmx():
-        # The row leaves the queue; the badge in the navigation updates out of band.
-        return render_template(
-            "credit/_decided.html",
-            request_id=request_id,
-            message=message,
-            pending=credit_queue_count(),
-        )
-    flash(message, "success")
-    return redirect(url_for("credit.queue"))
+def _decided(request_id: uuid.UUID, message: str):
+    # The row leaves the queue; the badge in the navigation updates out of band.
+    return done(
+        message,
+        redirect_to=url_for("credit.queue"),
+        code=302,
+        partial="credit/_decided.html",
+        context=lambda: {"request_id": request_id, "pending": credit_queue_count()},
+    )
 
 
-def _queue_refusal(request_id: uuid.UUID, message: str):
-    if is_htmx():
-        # Keep the row and its forms; show the reason inside it.
-        headers = {"HX-Retarget": f"#refusal-{request_id}", "HX-Reswap": "innerHTML"}
-        return render_template("credit/_refusal.html", message=message), INVALID, headers
-    flash(message, "error")
-    return redirect(url_for("credit.queue"))
-
-
-def _form_errors(form) -> str:
-    return " ".join(error for errors in form.errors.values() for error in errors)
+def _not_decided(request_id: uuid.UUID, message: str):
+    # Keep the row and its forms; show the reason inside it.
+    return refused(
+        message,
+        redirect_to=url_for("credit.queue"),
+        code=302,
+        partial="credit/_refusal.html",
+        headers={"HX-Retarget": f"#refusal-{request_id}", "HX-Reswap": "innerHTML"},
+    )
 
 
 @bp.post("/requests/<uuid:request_id>/approve")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def approve(request_id: uuid.UUID):
     """Approve a request (never one's own)."""
     form = ApproveForm()
     if not form.validate():
-        return _queue_refusal(request_id, _form_errors(form))
+        return _not_decided(request_id, errors_text(form))
     try:
         credit_approve(
             request_id=request_id,
@@ -154,72 +141,85 @@ def approve(request_id: uuid.UUID):
     except LookupError:
         abort(404)
     except CreditError as error:
-        return _queue_refusal(request_id, str(error))
-    return _decision_response(request_id, "Crédito aprobado.")
+        return _not_decided(request_id, str(error))
+    return _decided(request_id, "Crédito aprobado.")
 
 
 @bp.post("/requests/<uuid:request_id>/reject")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def reject(request_id: uuid.UUID):
     """Reject a request with notes (never one's own)."""
     form = RejectForm()
     if not form.validate():
-        return _queue_refusal(request_id, _form_errors(form))
+        return _not_decided(request_id, errors_text(form))
     try:
         credit_reject(request_id=request_id, approver=current_user, notes=form.approval_notes.data)
     except LookupError:
         abort(404)
     except CreditError as error:
-        return _queue_refusal(request_id, str(error))
-    return _decision_response(request_id, "Solicitud rechazada.")
+        return _not_decided(request_id, str(error))
+    return _decided(request_id, "Solicitud rechazada.")
 
 
 # --- the account ledger --------------------------------------------------------------------
 
 
-def _ledger_context(account, **forms) -> dict:
+def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, **forms) -> dict:
     return {
-        "account": account,
-        "customer": customer_get(account.customer_id),
-        "usages": account_usages(account.credit_account_id),
-        "payments": account_payments(account.credit_account_id),
+        "ledger": _ledger_or_404(account_id),
+        "failed": failed,
         "usage_form": forms.get("usage_form") or UsageForm(formdata=None),
         "payment_form": forms.get("payment_form")
         or PaymentForm(formdata=None, idempotency_key=uuid.uuid4(), payment_date=clock.today()),
-        "message": forms.get("message"),
-    }
-
-
-def _ledger_response(account, status=200, **forms):
-    template = "credit/_ledger.html" if is_htmx() else "credit/account.html"
-    context = _ledger_context(account, **forms)
-    context |= {
-        "failed": status >= 400,
         "suspend_form": SuspendForm(formdata=None),
         "reactivate_form": ReactivateForm(formdata=None),
         "limit_form": LimitForm(formdata=None),
         "increase_form": IncreaseForm(formdata=None),
-        "pending_request": credit_request_pending(account.credit_account_id),
-        "reversal_form": ReversalForm(formdata=None),
     }
-    return render_template(template, **context), status
+
+
+def _ledger_refused(account_id: uuid.UUID, **forms):
+    """The ledger again with the form's errors (a 422), read after the refused change."""
+    return render(
+        "credit/account.html",
+        "credit/_ledger.html",
+        status=INVALID,
+        **_ledger_context(account_id, failed=True, **forms),
+    )
+
+
+def _changed(account_id: uuid.UUID, message: str):
+    return done(
+        message,
+        redirect_to=url_for("credit.account", account_id=account_id),
+        partial="credit/_ledger.html",
+        context=lambda: _ledger_context(account_id),
+    )
+
+
+def _not_changed(account_id: uuid.UUID, message: str):
+    return refused(
+        message,
+        redirect_to=url_for("credit.account", account_id=account_id),
+        partial="credit/_ledger.html",
+        context=lambda: _ledger_context(account_id, failed=True),
+    )
 
 
 @bp.get("/accounts/<uuid:account_id>")
-@role_required(*VIEWERS)
+@permission_required("credit.view")
 def account(account_id: uuid.UUID):
     """The account: standing, usages, payments with allocations, and the forms a role may use."""
-    return _ledger_response(_account_or_404(account_id))
+    return render("credit/account.html", "credit/_ledger.html", **_ledger_context(account_id))
 
 
 @bp.post("/accounts/<uuid:account_id>/usages")
-@role_required(*CREDIT_STAFF)
+@permission_required("credit.operate")
 def charge(account_id: uuid.UUID):
     """Charge an order to the account (a retry of the same order charges nothing more)."""
-    account = _account_or_404(account_id)
     form = UsageForm()
     if not form.validate_on_submit():
-        return _ledger_response(account, INVALID, usage_form=form)
+        return _ledger_refused(account_id, usage_form=form)
     try:
         _, created = usage_charge(
             account_id=account_id,
@@ -227,56 +227,39 @@ def charge(account_id: uuid.UUID):
             amount=form.amount.data,
             actor=current_user,
         )
+    except LookupError:
+        abort(404)
     except CreditError as error:
-        db.session.rollback()
         form_error(form, str(error), error.field)
-        return _ledger_response(_account_or_404(account_id), INVALID, usage_form=form)
-    db.session.commit()
-    message = (
-        "Cargo registrado." if created else "Esta orden ya estaba cargada; no se cobró dos veces."
+        return _ledger_refused(account_id, usage_form=form)
+    return _changed(
+        account_id,
+        "Cargo registrado." if created else "Esta orden ya estaba cargada; no se cobró dos veces.",
     )
-    return _after_change(account_id, message)
-
-
-def _after_change(account_id: uuid.UUID, message: str):
-    account = _account_or_404(account_id)
-    if is_htmx():
-        return _ledger_response(account, message=message)
-    flash(message, "success")
-    return redirect(url_for("credit.account", account_id=account_id), 303)
 
 
 @bp.post("/usages/<uuid:usage_id>/cancel")
-@role_required(*CREDIT_STAFF)
+@permission_required("credit.operate")
 def cancel_usage(usage_id: uuid.UUID):
     """Cancel a pending usage; its credit comes back."""
     usage = usage_get(usage_id)
     if usage is None:
         abort(404)
+    account_id = usage.credit_account_id
     try:
-        usage_cancel(usage_id=usage_id)
+        usage_cancel(usage_id=usage_id, actor=current_user)
     except CreditError as error:
-        db.session.rollback()
-        return _refused(usage.credit_account_id, str(error))
-    db.session.commit()
-    return _after_change(usage.credit_account_id, "Cargo anulado; el crédito quedó disponible.")
-
-
-def _refused(account_id: uuid.UUID, message: str):
-    if is_htmx():
-        return _ledger_response(_account_or_404(account_id), INVALID, message=message)
-    flash(message, "error")
-    return redirect(url_for("credit.account", account_id=account_id), 303)
+        return _not_changed(account_id, str(error))
+    return _changed(account_id, "Cargo anulado; el crédito quedó disponible.")
 
 
 @bp.post("/accounts/<uuid:account_id>/payments")
-@role_required(*CREDIT_STAFF)
+@permission_required("credit.operate")
 def record_payment(account_id: uuid.UUID):
     """Record a payment, allocated to the oldest charges first; a double submit posts once."""
-    account = _account_or_404(account_id)
     form = PaymentForm()
     if not form.validate_on_submit():
-        return _ledger_response(account, INVALID, payment_form=form)
+        return _ledger_refused(account_id, payment_form=form)
     try:
         _, created = payment_record(
             account_id=account_id,
@@ -287,48 +270,50 @@ def record_payment(account_id: uuid.UUID):
             key=form.idempotency_key.data,
             actor=current_user,
         )
+    except LookupError:
+        abort(404)
     except CreditError as error:
-        db.session.rollback()
         form_error(form, str(error), error.field)
-        return _ledger_response(_account_or_404(account_id), INVALID, payment_form=form)
-    db.session.commit()
-    return _after_change(
+        return _ledger_refused(account_id, payment_form=form)
+    return _changed(
         account_id, "Pago registrado." if created else "Este pago ya estaba registrado."
     )
 
 
 @bp.post("/payments/<uuid:payment_id>/reverse")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def reverse_payment(payment_id: uuid.UUID):
     """Reverse a payment (approvers only); what it paid is owed again."""
     payment = payment_get(payment_id)
     if payment is None:
         abort(404)
+    account_id = payment.credit_account_id
     form = ReversalForm()
     if not form.validate_on_submit():
-        return _refused(payment.credit_account_id, "Indique el motivo de la reversión.")
+        return _not_changed(account_id, "Indique el motivo de la reversión.")
     try:
         payment_reverse(payment_id=payment_id, reason=form.reversal_reason.data, actor=current_user)
     except CreditError as error:
-        db.session.rollback()
-        return _refused(payment.credit_account_id, str(error))
-    db.session.commit()
-    return _after_change(payment.credit_account_id, "Pago revertido.")
+        return _not_changed(account_id, str(error))
+    return _changed(account_id, "Pago revertido.")
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
-    _account_or_404(account_id)
+    if account_get(account_id) is None:
+        abort(404)
     if not form.validate_on_submit():
-        return _refused(account_id, _form_errors(form))
+        return _not_changed(account_id, errors_text(form))
     try:
         action()
+    except LookupError:
+        abort(404)
     except CreditError as error:
-        return _refused(account_id, str(error))
-    return _after_change(account_id, message)
+        return _not_changed(account_id, str(error))
+    return _changed(account_id, message)
 
 
 @bp.post("/accounts/<uuid:account_id>/suspend")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def suspend(account_id: uuid.UUID):
     """Suspend an approved account (not by its own requester)."""
     form = SuspendForm()
@@ -343,7 +328,7 @@ def suspend(account_id: uuid.UUID):
 
 
 @bp.post("/accounts/<uuid:account_id>/reactivate")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def reactivate(account_id: uuid.UUID):
     """Reactivate a suspended account (not by its own requester)."""
     form = ReactivateForm()
@@ -358,7 +343,7 @@ def reactivate(account_id: uuid.UUID):
 
 
 @bp.post("/accounts/<uuid:account_id>/limit")
-@role_required(*APPROVERS)
+@permission_required("credit.approve")
 def change_limit(account_id: uuid.UUID):
     """Lower the credit limit at once; an increase is refused here (it is a request)."""
     form = LimitForm()
@@ -376,7 +361,7 @@ def change_limit(account_id: uuid.UUID):
 
 
 @bp.post("/accounts/<uuid:account_id>/increase")
-@role_required(*CREDIT_STAFF)
+@permission_required("credit.operate")
 def request_increase(account_id: uuid.UUID):
     """Ask for a higher limit; it enters the approval queue for another approver."""
     form = IncreaseForm()
@@ -397,16 +382,14 @@ def request_increase(account_id: uuid.UUID):
 
 
 @bp.get("/accounts/<uuid:account_id>/statement")
-@role_required(*REPORT_READERS)
+@permission_required("credit.reports")
 def statement(account_id: uuid.UUID):
     """Usages, payments and allocations with running balance; printable or CSV."""
-    account = _account_or_404(account_id)
+    ledger = _ledger_or_404(account_id)
     form = DateRangeForm(request.args)
     if not form.validate():
         abort(400)
-    opening, lines, closing = account_statement(
-        account_id, start=form.start.data, end=form.end.data
-    )
+    opening, lines, closing = account_statement(ledger, start=form.start.data, end=form.end.data)
     if request.args.get("format") == "csv":
         rows = [["", "Saldo inicial", "", "", opening]] + [
             [line.on, line.description, line.charge or "", line.credit or "", line.balance]
@@ -417,10 +400,10 @@ def statement(account_id: uuid.UUID):
             ["Fecha", "Detalle", "Cargo", "Abono", "Saldo"],
             rows,
         )
-    return render_template(
+    return render(
         "credit/statement.html",
-        account=account,
-        customer=customer_get(account.customer_id),
+        account=ledger.account,
+        customer=ledger.customer,
         form=form,
         opening=opening,
         lines=lines,
@@ -429,7 +412,7 @@ def statement(account_id: uuid.UUID):
 
 
 @bp.get("/aging")
-@role_required(*REPORT_READERS)
+@permission_required("credit.reports")
 def aging():
     """Outstanding credit by age: organization totals, per customer, chart; CSV too."""
     sort = request.args.get("sort", "total")
@@ -444,7 +427,7 @@ def aging():
             [[row.name, *[getattr(row, key) for key in keys], row.total] for row in rows],
         )
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
-    return render_template(
+    return render(
         "credit/aging.html",
         rows=rows,
         totals=totals,

@@ -26,8 +26,8 @@ from portal.customers.models import (
     GENDERS,
     LANGUAGES,
     LOYALTY_TIERS,
-    SEGMENTS,
 )
+from portal.segments.models import SEGMENTS
 from portal.validation import (
     choices,
     empty_to_none,

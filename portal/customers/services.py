@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from portal.audit import AuditEntry, audit_record
-from portal.customers.models import Address, Customer, CustomerSegment
+from portal.audit import Actor, audit_record
+from portal.customers.models import Address, Customer
 from portal.extensions import db
+from portal.segments.models import CustomerSegment
+from portal.transaction import atomic
 
 PAGE_SIZE = 25
 COUNT_CAP = 1000
@@ -209,6 +211,7 @@ def customer_match_count(filters: SearchFilters, *, cap: int = COUNT_CAP) -> int
     )
 
 
+@atomic
 def customer_export_start(*, filters: SearchFilters, cap: int) -> int:
     """Count and audit an export of the search (who, filters, rows); refuse one above cap rows."""
     rows = customer_match_count(filters, cap=cap)
@@ -292,7 +295,8 @@ def _flush_unique(data: dict, exclude: uuid.UUID | None) -> None:
         raise CustomerError(f"Ya existe un cliente con ese {label}.", field, existing) from None
 
 
-def customer_create(*, data: dict) -> Customer:
+@atomic
+def customer_create(*, data: dict, actor: Actor) -> Customer:
     """Register a customer; unique email/phone/document clashes are field errors."""
     _clash(data, None)
     customer = Customer(**data)
@@ -303,6 +307,7 @@ def customer_create(*, data: dict) -> Customer:
         entity_type="customer",
         entity_id=customer.customer_id,
         after=_snapshot(customer, AUDITED_FIELDS),
+        actor=actor,
     )
     return customer
 
@@ -315,8 +320,22 @@ def _check_version(customer: Customer, version_id: int | str | None) -> None:
         )
 
 
-def customer_update(*, customer: Customer, data: dict, version_id) -> Customer:
+def _customer_locked(customer_id: uuid.UUID) -> Customer:
+    customer = db.session.scalar(
+        sa.select(Customer)
+        .where(Customer.customer_id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if customer is None:
+        raise LookupError(customer_id)
+    return customer
+
+
+@atomic
+def customer_update(*, customer_id: uuid.UUID, data: dict, version_id, actor: Actor) -> Customer:
     """Save an edit made on `version_id`; a stale version is refused, never overwritten."""
+    customer = _customer_locked(customer_id)
     _check_version(customer, version_id)
     _clash(data, customer.customer_id)
     before = _snapshot(customer, AUDITED_FIELDS)
@@ -338,12 +357,17 @@ def customer_update(*, customer: Customer, data: dict, version_id) -> Customer:
         entity_id=customer.customer_id,
         before=changed_before,
         after=changed_after,
+        actor=actor,
     )
     return customer
 
 
-def customer_set_status(*, customer: Customer, status: str, reason: str, version_id) -> Customer:
+@atomic
+def customer_set_status(
+    *, customer_id: uuid.UUID, status: str, reason: str, version_id, actor: Actor
+) -> Customer:
     """Change active/inactive/blocked with a reason; audited."""
+    customer = _customer_locked(customer_id)
     _check_version(customer, version_id)
     if status == customer.status:
         raise CustomerError("El cliente ya tiene ese estado.", "status")
@@ -357,6 +381,7 @@ def customer_set_status(*, customer: Customer, status: str, reason: str, version
         entity_id=customer.customer_id,
         before=before,
         after={"status": status, "status_reason": reason},
+        actor=actor,
     )
     return customer
 
@@ -384,79 +409,7 @@ def customer_duplicates(
     return list(found.values())[:limit]
 
 
-# --- customer 360 -------------------------------------------------------------------------
-
-_VIEW_COLUMNS = (
-    "customer_id",
-    "loyalty_tier",
-    "credit_account_id",
-    "credit_status",
-    "credit_limit",
-    "credit_used",
-    "credit_available",
-    "payment_term_days",
-    "segment_code",
-    "rfm_recency",
-    "rfm_frequency",
-    "rfm_monetary",
-    "rfm_score",
-    "lifetime_value",
-    "is_vip",
-)
-CUSTOMER_360 = sa.table("v_customer_360", *(sa.column(name) for name in _VIEW_COLUMNS))
-
-
-def customer_360(customer_id: uuid.UUID) -> sa.Row | None:
-    """The customer's row of v_customer_360 (RLS applies through the view)."""
-    return db.session.execute(
-        sa.select(CUSTOMER_360).where(CUSTOMER_360.c.customer_id == customer_id)
-    ).first()
-
-
-def customer_segment(customer_id: uuid.UUID) -> CustomerSegment | None:
-    """The customer's RFM segment row, if computed."""
-    return db.session.scalar(
-        sa.select(CustomerSegment).where(CustomerSegment.customer_id == customer_id)
-    )
-
-
-def customer_timeline(customer_id: uuid.UUID, *, limit: int = 30) -> list[AuditEntry]:
-    """Audited changes to the customer and its addresses, newest first."""
-    address_ids = sa.select(sa.cast(Address.address_id, sa.String)).where(
-        Address.customer_id == customer_id
-    )
-    return list(
-        db.session.scalars(
-            sa.select(AuditEntry)
-            .where(
-                sa.or_(
-                    sa.and_(
-                        AuditEntry.entity_type == "customer",
-                        AuditEntry.entity_id == str(customer_id),
-                    ),
-                    sa.and_(
-                        AuditEntry.entity_type == "address", AuditEntry.entity_id.in_(address_ids)
-                    ),
-                )
-            )
-            .order_by(AuditEntry.audit_id.desc())
-            .limit(limit)
-        )
-    )
-
-
 # --- addresses ----------------------------------------------------------------------------
-
-
-def address_list(customer_id: uuid.UUID) -> list[Address]:
-    """A customer's addresses: active first, the default on top."""
-    return list(
-        db.session.scalars(
-            sa.select(Address)
-            .where(Address.customer_id == customer_id)
-            .order_by(Address.is_active.desc(), Address.is_default.desc(), Address.created_at)
-        )
-    )
 
 
 def address_get(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address | None:
@@ -486,12 +439,13 @@ def _clear_default(customer_id: uuid.UUID) -> None:
         )
 
 
-def address_create(*, customer: Customer, data: dict) -> Address:
+@atomic
+def address_create(*, customer_id: uuid.UUID, data: dict, actor: Actor) -> Address:
     """Add an address; making it the default unsets the previous default."""
-    _lock_customer(customer.customer_id)
+    _lock_customer(customer_id)
     if data.get("is_default"):
-        _clear_default(customer.customer_id)
-    address = Address(customer_id=customer.customer_id, **data)
+        _clear_default(customer_id)
+    address = Address(customer_id=customer_id, **data)
     db.session.add(address)
     db.session.flush()
     audit_record(
@@ -499,14 +453,26 @@ def address_create(*, customer: Customer, data: dict) -> Address:
         entity_type="address",
         entity_id=address.address_id,
         after=_snapshot(address, ADDRESS_FIELDS),
+        actor=actor,
     )
     return address
 
 
-def address_update(*, address: Address, data: dict) -> Address:
-    """Edit an address (an inactive one cannot become the default)."""
-    _lock_customer(address.customer_id)
+def _address_locked(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address:
+    _lock_customer(customer_id)
+    address = address_get(customer_id, address_id)
+    if address is None:
+        raise LookupError(address_id)
     db.session.refresh(address)
+    return address
+
+
+@atomic
+def address_update(
+    *, customer_id: uuid.UUID, address_id: uuid.UUID, data: dict, actor: Actor
+) -> Address:
+    """Edit an address (an inactive one cannot become the default)."""
+    address = _address_locked(customer_id, address_id)
     if data.get("is_default") and not address.is_active:
         raise CustomerError("Una dirección inactiva no puede ser la predeterminada.", "is_default")
     before = _snapshot(address, ADDRESS_FIELDS)
@@ -522,14 +488,15 @@ def address_update(*, address: Address, data: dict) -> Address:
         entity_id=address.address_id,
         before=changed_before,
         after=changed_after,
+        actor=actor,
     )
     return address
 
 
-def address_deactivate(*, address: Address) -> Address:
+@atomic
+def address_deactivate(*, customer_id: uuid.UUID, address_id: uuid.UUID, actor: Actor) -> Address:
     """Deactivate an address; it stops being the default."""
-    _lock_customer(address.customer_id)
-    db.session.refresh(address)
+    address = _address_locked(customer_id, address_id)
     if not address.is_active:
         return address
     before = _snapshot(address, ("is_active", "is_default"))
@@ -542,6 +509,7 @@ def address_deactivate(*, address: Address) -> Address:
         entity_id=address.address_id,
         before=before,
         after={"is_active": False, "is_default": False},
+        actor=actor,
     )
     return address
 

@@ -7,20 +7,18 @@ from flask import (
     Response,
     abort,
     current_app,
-    flash,
     make_response,
     redirect,
-    render_template,
     request,
     url_for,
 )
 from flask_login import current_user
 
-from portal.auth.models import ROLES
-from portal.credit import services as credit_services
+from portal.auth.permissions import permission_required
 from portal.csv_export import csv_response
 from portal.customers import bp
 from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
+from portal.customers.selectors import address_list, customer_page
 from portal.customers.services import (
     CustomerError,
     SearchFilters,
@@ -28,9 +26,7 @@ from portal.customers.services import (
     address_create,
     address_deactivate,
     address_get,
-    address_list,
     address_update,
-    customer_360,
     customer_create,
     customer_duplicates,
     customer_export_rows,
@@ -38,23 +34,16 @@ from portal.customers.services import (
     customer_get,
     customer_match_count,
     customer_search,
-    customer_segment,
     customer_set_status,
-    customer_timeline,
     customer_update,
 )
 from portal.db import keep_scope
 from portal.errors import error_response
-from portal.extensions import db, limiter
-from portal.htmx import is_htmx, render
-from portal.security import role_required
-from portal.validation import form_error, normalize_phone
+from portal.extensions import limiter
+from portal.htmx import INVALID, done, is_htmx, refused, render
+from portal.validation import errors_text, form_error, normalize_phone
 
 log = logging.getLogger(__name__)
-VIEWERS = tuple(ROLES)
-EDITORS = ("branch_staff", "credit_staff")
-EXPORTERS = ("credit_staff", "credit_approver", "org_admin")
-INVALID = 422
 SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
@@ -72,8 +61,8 @@ EXPORT_COLUMNS = [
 ]
 
 
-def _customer_or_404(customer_id: uuid.UUID, *, for_update: bool = False):
-    customer = customer_get(customer_id, for_update=for_update)
+def _customer_or_404(customer_id: uuid.UUID):
+    customer = customer_get(customer_id)
     if customer is None:
         abort(404)
     return customer
@@ -99,7 +88,7 @@ def _search_arguments() -> dict[str, str]:
 
 
 @bp.get("/")
-@role_required(*VIEWERS)
+@permission_required("customers.view")
 def index():
     """Search customers; htmx gets only the results (or only the next rows)."""
     form, filters = _search_form()
@@ -113,26 +102,22 @@ def index():
         "page": page,
         "filters": filters,
         "arguments": arguments,
-        "can_export": current_user.has_role(*EXPORTERS),
     }
     if not is_htmx():
         context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
     if form.after.data:
         return render("customers/index.html", "customers/_rows.html", **context)
-    body = render("customers/index.html", "customers/_results.html", **context)
     # The address bar shows the search without its empty filters, so the link can be shared.
     headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
-    return body, 200, headers
+    return render("customers/index.html", "customers/_results.html", headers=headers, **context)
 
 
 @bp.get("/count")
-@role_required(*VIEWERS)
+@permission_required("customers.view")
 def count():
     """The number of results of a search (loaded after the results, so typing stays fast)."""
     _, filters = _search_form()
-    return render_template(
-        "customers/_count.html", total=customer_match_count(filters), filters=filters
-    )
+    return render("customers/_count.html", total=customer_match_count(filters), filters=filters)
 
 
 def _export_breached(limit) -> Response:
@@ -142,7 +127,7 @@ def _export_breached(limit) -> Response:
 
 
 @bp.get("/export.csv")
-@role_required(*EXPORTERS)
+@permission_required("customers.export")
 @limiter.limit(
     lambda: current_app.config["CUSTOMER_EXPORT_RATE_LIMIT"],
     key_func=lambda: f"customer-export:{current_user.get_id()}",
@@ -158,7 +143,6 @@ def export():
         )
     except CustomerError as error:
         return error_response(INVALID, str(error))
-    db.session.commit()
     log.info("customer export", extra={"query_length": len(filters.query), "rows": exported})
     rows = (
         [getattr(customer, column) for column, _ in EXPORT_COLUMNS]
@@ -168,19 +152,20 @@ def export():
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def create():
     """Register a customer."""
     form = CustomerForm()
     if form.validate_on_submit():
         try:
-            customer = customer_create(data=form.customer_data())
+            customer = customer_create(data=form.customer_data(), actor=current_user)
         except CustomerError as error:
-            db.session.rollback()
             return _form_page(form, None, error)
-        db.session.commit()
-        flash("Cliente registrado.", "success")
-        return redirect(url_for("customers.detail", customer_id=customer.customer_id))
+        return done(
+            "Cliente registrado.",
+            redirect_to=url_for("customers.detail", customer_id=customer.customer_id),
+            code=302,
+        )
     return _form_page(form, None)
 
 
@@ -191,14 +176,13 @@ def _form_page(form, customer, error: CustomerError | None = None):
     if form.is_submitted():
         status = 409 if isinstance(error, StaleEdit) else INVALID
     existing = error.existing if error is not None else None
-    return (
-        render_template("customers/form.html", form=form, customer=customer, existing=existing),
-        status,
+    return render(
+        "customers/form.html", form=form, customer=customer, existing=existing, status=status
     )
 
 
 @bp.get("/duplicates")
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def duplicates():
     """Possible duplicates of the customer being typed (an htmx fragment)."""
     args = request.args
@@ -219,80 +203,75 @@ def duplicates():
         exclude = uuid.UUID(args["customer_id"]) if args.get("customer_id") else None
     except ValueError:
         abort(400)
-    return render_template(
+    return render(
         "customers/_duplicates.html", matches=customer_duplicates(data=data, exclude=exclude)
     )
 
 
 @bp.get("/<uuid:customer_id>")
-@role_required(*VIEWERS)
+@permission_required("customers.view")
 def detail(customer_id: uuid.UUID):
     """Customer 360: profile, tier, segment, credit standing, addresses, activity."""
-    customer = _customer_or_404(customer_id)
-    facts = customer_360(customer_id)
-    return render_template(
+    page = customer_page(customer_id)
+    if page is None:
+        abort(404)
+    customer = page.customer
+    return render(
         "customers/detail.html",
         customer=customer,
-        facts=facts,
-        segment=customer_segment(customer_id),
-        account=credit_services.account_for_customer(customer_id),
-        activity=credit_services.account_recent_activity(facts.credit_account_id),
-        timeline=customer_timeline(customer_id),
-        addresses=address_list(customer_id),
+        segment=page.segment,
+        timeline=page.timeline,
+        addresses=page.addresses,
         status_form=StatusForm(status=customer.status, version_id=customer.version_id),
-        can_edit=_can_edit(),
     )
 
 
-def _can_edit() -> bool:
-    return current_user.has_role(*EDITORS)
-
-
 @bp.route("/<uuid:customer_id>/edit", methods=["GET", "POST"])
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def edit(customer_id: uuid.UUID):
     """Edit a customer; a save based on an outdated version is refused."""
-    customer = _customer_or_404(customer_id, for_update=request.method == "POST")
+    customer = _customer_or_404(customer_id)
     form = CustomerForm(obj=customer)
     if request.method == "GET":
         form.tags.data = ", ".join(customer.tags or [])
     if form.validate_on_submit():
         try:
             customer_update(
-                customer=customer, data=form.customer_data(), version_id=form.version_id.data
+                customer_id=customer_id,
+                data=form.customer_data(),
+                version_id=form.version_id.data,
+                actor=current_user,
             )
         except CustomerError as error:
-            db.session.rollback()
             return _form_page(form, customer_get(customer_id), error)
-        db.session.commit()
-        flash("Cambios guardados.", "success")
-        return redirect(url_for("customers.detail", customer_id=customer_id))
+        return done(
+            "Cambios guardados.",
+            redirect_to=url_for("customers.detail", customer_id=customer_id),
+            code=302,
+        )
     return _form_page(form, customer)
 
 
 @bp.post("/<uuid:customer_id>/status")
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def change_status(customer_id: uuid.UUID):
     """Set active / inactive / blocked with a reason."""
-    customer = _customer_or_404(customer_id, for_update=True)
+    _customer_or_404(customer_id)
+    page = url_for("customers.detail", customer_id=customer_id)
     form = StatusForm()
-    if form.validate_on_submit():
-        try:
-            customer_set_status(
-                customer=customer,
-                status=form.status.data,
-                reason=form.status_reason.data,
-                version_id=form.version_id.data,
-            )
-        except CustomerError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-            return redirect(url_for("customers.detail", customer_id=customer_id), 303)
-        db.session.commit()
-        flash("Estado actualizado.", "success")
-    else:
-        flash(" ".join(error for errors in form.errors.values() for error in errors), "error")
-    return redirect(url_for("customers.detail", customer_id=customer_id), 303)
+    if not form.validate_on_submit():
+        return refused(errors_text(form), redirect_to=page)
+    try:
+        customer_set_status(
+            customer_id=customer_id,
+            status=form.status.data,
+            reason=form.status_reason.data,
+            version_id=form.version_id.data,
+            actor=current_user,
+        )
+    except CustomerError as error:
+        return refused(str(error), redirect_to=page)
+    return done("Estado actualizado.", redirect_to=page)
 
 
 # --- addresses (htmx partials; full pages without JavaScript) -----------------------------
@@ -300,14 +279,13 @@ def change_status(customer_id: uuid.UUID):
 
 def _addresses_response(customer):
     if is_htmx():
-        fragment = render_template(
+        # The form targets itself (to show its errors); a saved change refreshes the whole list.
+        return render(
             "customers/_addresses.html",
             customer=customer,
             addresses=address_list(customer.customer_id),
-            can_edit=True,
+            headers={"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"},
         )
-        # The form targets itself (to show its errors); a saved change refreshes the whole list.
-        return fragment, 200, {"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"}
     return redirect(
         url_for("customers.detail", customer_id=customer.customer_id, _anchor="addresses")
     )
@@ -320,37 +298,34 @@ def _address_form_response(customer, form, address=None, status=200):
         customer=customer,
         form=form,
         address=address,
-    ), status
+        status=status,
+    )
 
 
 @bp.get("/<uuid:customer_id>/addresses")
-@role_required(*VIEWERS)
+@permission_required("customers.view")
 def addresses(customer_id: uuid.UUID):
     """The address list fragment (also what "cancel" restores)."""
     customer = _customer_or_404(customer_id)
-    return render_template(
-        "customers/_addresses.html",
-        customer=customer,
-        addresses=address_list(customer_id),
-        can_edit=_can_edit(),
+    return render(
+        "customers/_addresses.html", customer=customer, addresses=address_list(customer_id)
     )
 
 
 @bp.route("/<uuid:customer_id>/addresses/new", methods=["GET", "POST"])
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def address_new(customer_id: uuid.UUID):
     """Add an address inline."""
     customer = _customer_or_404(customer_id)
     form = AddressForm()
     if form.validate_on_submit():
-        address_create(customer=customer, data=form.address_data())
-        db.session.commit()
+        address_create(customer_id=customer_id, data=form.address_data(), actor=current_user)
         return _addresses_response(customer)
     return _address_form_response(customer, form, status=INVALID if form.is_submitted() else 200)
 
 
 @bp.route("/<uuid:customer_id>/addresses/<uuid:address_id>/edit", methods=["GET", "POST"])
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
     """Edit an address inline."""
     customer = _customer_or_404(customer_id)
@@ -360,24 +335,26 @@ def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
     form = AddressForm(obj=address)
     if form.validate_on_submit():
         try:
-            address_update(address=address, data=form.address_data())
+            address_update(
+                customer_id=customer_id,
+                address_id=address_id,
+                data=form.address_data(),
+                actor=current_user,
+            )
         except CustomerError as error:
-            db.session.rollback()
             form_error(form, str(error), error.field)
             return _address_form_response(customer, form, address, INVALID)
-        db.session.commit()
         return _addresses_response(customer)
     return _address_form_response(customer, form, address, INVALID if form.is_submitted() else 200)
 
 
 @bp.post("/<uuid:customer_id>/addresses/<uuid:address_id>/deactivate")
-@role_required(*EDITORS)
+@permission_required("customers.edit")
 def address_deactivate_view(customer_id: uuid.UUID, address_id: uuid.UUID):
     """Deactivate an address inline."""
     customer = _customer_or_404(customer_id)
-    address = address_get(customer_id, address_id)
-    if address is None:
+    try:
+        address_deactivate(customer_id=customer_id, address_id=address_id, actor=current_user)
+    except LookupError:
         abort(404)
-    address_deactivate(address=address)
-    db.session.commit()
     return _addresses_response(customer)

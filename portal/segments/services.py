@@ -16,9 +16,9 @@ from datetime import date
 import sqlalchemy as sa
 
 from portal import clock
-from portal.customers.models import SEGMENTS, CustomerSegment
 from portal.db import current_organization_id
 from portal.extensions import db
+from portal.segments.models import SEGMENTS, CustomerSegment
 
 _RECOMPUTE = sa.text(
     """

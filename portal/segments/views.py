@@ -1,13 +1,11 @@
 """Segments page: distribution chart, drill-down, on-demand recompute with a live progress bar."""
 
 from flask import abort, render_template
-from flask_login import current_user
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from portal.auth.models import ROLES
+from portal.auth.permissions import permission_required
 from portal.db import current_organization_id
-from portal.security import role_required
 from portal.segments import bp
 from portal.segments.jobs import segments_recompute_start
 from portal.segments.services import segment_distribution, segments_last_computed
@@ -21,23 +19,21 @@ def _chart_context() -> dict:
 
 
 @bp.get("/")
-@role_required(*ROLES)
+@permission_required("segments.view")
 def index():
     """The distribution of customers and value per segment."""
-    return render_template(
-        "segments/index.html", can_recompute=current_user.has_role("org_admin"), **_chart_context()
-    )
+    return render_template("segments/index.html", **_chart_context())
 
 
 @bp.get("/chart")
-@role_required(*ROLES)
+@permission_required("segments.view")
 def chart():
     """The chart fragment (refreshed when a recompute finishes)."""
     return render_template("segments/_chart.html", **_chart_context())
 
 
 @bp.post("/recompute")
-@role_required("org_admin")
+@permission_required("segments.recompute")
 def recompute():
     """Start a recompute now; the page polls its progress."""
     job = segments_recompute_start()
@@ -45,7 +41,7 @@ def recompute():
 
 
 @bp.get("/recompute/<job_id>")
-@role_required("org_admin")
+@permission_required("segments.recompute")
 def progress(job_id: str):
     """How far a recompute of this organization has got."""
     try:

@@ -10,6 +10,7 @@ from portal.auth.models import StaffUser
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.settings.models import DEFAULT_MAX_CREDIT_LIMIT, OrganizationSettings
+from portal.transaction import atomic
 
 FIELDS = ("max_credit_limit",)
 
@@ -39,10 +40,11 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
     )
 
 
+@atomic
 def organization_settings_update(
     *, max_credit_limit: Decimal, actor: StaffUser
 ) -> OrganizationSettings:
-    """Change the settings (org admins), audited with before and after; commits."""
+    """Change the settings (org admins), audited with before and after."""
     settings = organization_settings_get(lock="update")
     before = {field: getattr(settings, field) for field in FIELDS}
     settings.max_credit_limit = max_credit_limit
@@ -56,5 +58,4 @@ def organization_settings_update(
         after={field: getattr(settings, field) for field in FIELDS},
         actor=actor,
     )
-    db.session.commit()
     return settings

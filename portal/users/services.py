@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from portal.audit import audit_record
+from portal.audit import Actor, audit_record
 from portal.auth.models import ROLES, StaffUser
 from portal.auth.services import (
     TEMPORARY_PASSWORD_LIFETIME,
@@ -17,6 +17,7 @@ from portal.auth.services import (
 )
 from portal.extensions import db
 from portal.tasks import redis_connection
+from portal.transaction import atomic
 
 # A reset's temporary password waits here for the admin's next page load, then is gone.
 TEMPORARY_PASSWORD_KEY = "portal:temporary-password:{}:{}"  # noqa: S105 (sid, user id)
@@ -57,8 +58,9 @@ def staff_user_get(staff_user_id: uuid.UUID) -> StaffUser | None:
     return db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
 
 
+@atomic
 def staff_user_create(
-    *, email: str, full_name: str, roles: list[str], password: str, temporary: bool
+    *, email: str, full_name: str, roles: list[str], password: str, temporary: bool, actor: Actor
 ) -> StaffUser:
     """Create a staff user; the email must not be used by another user of this organization.
 
@@ -90,10 +92,12 @@ def staff_user_create(
         entity_type="staff_user",
         entity_id=user.staff_user_id,
         after=_snapshot(user),
+        actor=actor,
     )
     return user
 
 
+@atomic
 def staff_user_update(
     *, user: StaffUser, full_name: str, roles: list[str], actor: StaffUser
 ) -> None:
@@ -110,9 +114,11 @@ def staff_user_update(
         entity_id=user.staff_user_id,
         before=before,
         after=_snapshot(user),
+        actor=actor,
     )
 
 
+@atomic
 def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) -> None:
     """Activate or deactivate a user; deactivation ends their sessions at the next request."""
     if user.staff_user_id == actor.staff_user_id and not active:
@@ -127,10 +133,12 @@ def staff_user_set_active(*, user: StaffUser, active: bool, actor: StaffUser) ->
         entity_id=user.staff_user_id,
         before=before,
         after=_snapshot(user),
+        actor=actor,
     )
 
 
-def staff_user_reset_password(*, user: StaffUser) -> str:
+@atomic
+def staff_user_reset_password(*, user: StaffUser, actor: StaffUser) -> str:
     """Give the user a new random temporary password (24 h, to be changed) and unlock them."""
     temporary = secrets.token_urlsafe(12)
     now = datetime.now(UTC)
@@ -145,6 +153,7 @@ def staff_user_reset_password(*, user: StaffUser) -> str:
         entity_type="staff_user",
         entity_id=user.staff_user_id,
         after={"password_temporary_until": user.password_temporary_until},
+        actor=actor,
     )
     return temporary
 

@@ -2,11 +2,11 @@
 
 import uuid
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, redirect, request, session, url_for
 from flask_login import current_user
 
-from portal.extensions import db
-from portal.security import role_required
+from portal.auth.permissions import permission_required
+from portal.htmx import done, refused, render
 from portal.users import bp
 from portal.users.forms import StaffUserCreateForm, StaffUserEditForm
 from portal.users.services import (
@@ -31,14 +31,14 @@ def _user_or_404(staff_user_id: uuid.UUID):
 
 
 @bp.get("/")
-@role_required("org_admin")
+@permission_required("users.manage")
 def index():
     """List the organization's staff users."""
-    return render_template("users/index.html", users=staff_user_list())
+    return render("users/index.html", users=staff_user_list())
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@role_required("org_admin")
+@permission_required("users.manage")
 def create():
     """Create a staff user."""
     form = StaffUserCreateForm()
@@ -50,20 +50,20 @@ def create():
                 roles=form.roles.data,
                 password=form.password.data,
                 temporary=True,
+                actor=current_user,
             )
         except StaffUserError as error:
-            db.session.rollback()
             form_error(form, str(error), error.field)
         else:
-            db.session.commit()
-            flash(f"Usuario {user.email} creado.", "success")
-            return redirect(url_for("users.index"))
+            return done(
+                f"Usuario {user.email} creado.", redirect_to=url_for("users.index"), code=302
+            )
     status = 400 if form.is_submitted() else 200
-    return render_template("users/form.html", form=form, user=None), status
+    return render("users/form.html", form=form, user=None, status=status)
 
 
 @bp.route("/<uuid:staff_user_id>", methods=["GET", "POST"])
-@role_required("org_admin")
+@permission_required("users.manage")
 def edit(staff_user_id: uuid.UUID):
     """Change a staff user's name and roles."""
     user = _user_or_404(staff_user_id)
@@ -74,14 +74,11 @@ def edit(staff_user_id: uuid.UUID):
                 user=user, full_name=form.full_name.data, roles=form.roles.data, actor=current_user
             )
         except StaffUserError as error:
-            db.session.rollback()
             form_error(form, str(error), error.field)
         else:
-            db.session.commit()
-            flash("Usuario actualizado.", "success")
-            return redirect(url_for("users.index"))
+            return done("Usuario actualizado.", redirect_to=url_for("users.index"), code=302)
     status = 400 if form.is_submitted() else 200
-    return render_template("users/form.html", form=form, user=user), status
+    return render("users/form.html", form=form, user=user, status=status)
 
 
 def _confirmed() -> bool:
@@ -91,13 +88,11 @@ def _confirmed() -> bool:
 
 
 def _confirmation(user, *, title: str, question: str, button: str):
-    return render_template(
-        "users/confirm.html", user=user, title=title, question=question, button=button
-    )
+    return render("users/confirm.html", user=user, title=title, question=question, button=button)
 
 
 @bp.route("/<uuid:staff_user_id>/active/off", methods=["GET", "POST"])
-@role_required("org_admin")
+@permission_required("users.manage")
 def deactivate(staff_user_id: uuid.UUID):
     """Ask, then deactivate a staff user: their sessions end at their next request."""
     user = _user_or_404(staff_user_id)
@@ -113,27 +108,21 @@ def deactivate(staff_user_id: uuid.UUID):
     try:
         staff_user_set_active(user=user, active=False, actor=current_user)
     except StaffUserError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
-        flash("Usuario desactivado.", "success")
-    return redirect(url_for("users.index"))
+        return refused(str(error), redirect_to=url_for("users.index"), code=302)
+    return done("Usuario desactivado.", redirect_to=url_for("users.index"), code=302)
 
 
 @bp.post("/<uuid:staff_user_id>/active/on")
-@role_required("org_admin")
+@permission_required("users.manage")
 def activate(staff_user_id: uuid.UUID):
     """Activate a staff user again."""
     user = _user_or_404(staff_user_id)
     staff_user_set_active(user=user, active=True, actor=current_user)
-    db.session.commit()
-    flash("Usuario activado.", "success")
-    return redirect(url_for("users.index"))
+    return done("Usuario activado.", redirect_to=url_for("users.index"), code=302)
 
 
 @bp.route("/<uuid:staff_user_id>/reset-password", methods=["GET", "POST"])
-@role_required("org_admin")
+@permission_required("users.manage")
 def reset_password(staff_user_id: uuid.UUID):
     """Ask, then set a new temporary password and redirect to the page that shows it once."""
     user = _user_or_404(staff_user_id)
@@ -149,16 +138,15 @@ def reset_password(staff_user_id: uuid.UUID):
             ),
             button="Sí, restablecer",
         )
-    temporary = staff_user_reset_password(user=user)
-    db.session.commit()
+    temporary = staff_user_reset_password(user=user, actor=current_user)
     temporary_password_hold(sid=session["sid"], staff_user_id=staff_user_id, password=temporary)
     return redirect(url_for("users.reset_password_done", staff_user_id=staff_user_id), 303)
 
 
 @bp.get("/<uuid:staff_user_id>/reset-password/done")
-@role_required("org_admin")
+@permission_required("users.manage")
 def reset_password_done(staff_user_id: uuid.UUID):
     """Show the temporary password of the reset just made, once; a reload shows it no more."""
     user = _user_or_404(staff_user_id)
     temporary = temporary_password_take(sid=session["sid"], staff_user_id=staff_user_id)
-    return render_template("users/password_reset.html", user=user, temporary_password=temporary)
+    return render("users/password_reset.html", user=user, temporary_password=temporary)

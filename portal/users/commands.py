@@ -5,9 +5,9 @@ import uuid
 import click
 from flask.cli import AppGroup
 
+from portal.audit import SYSTEM_ACTOR
 from portal.auth.models import ROLES
 from portal.db import organization_scope
-from portal.extensions import db
 from portal.users.services import StaffUserError, staff_user_create
 
 users_cli = AppGroup("users", help="Manage staff users.")
@@ -29,9 +29,8 @@ def users_create(organization_id: uuid.UUID, email: str, full_name: str, roles, 
                 roles=list(roles),
                 password=password,
                 temporary=False,
+                actor=SYSTEM_ACTOR,
             )
-            db.session.commit()
         except StaffUserError as error:
-            db.session.rollback()
             raise click.ClickException(str(error)) from None
         click.echo(f"Created {user.email} ({user.staff_user_id})")
