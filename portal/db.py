@@ -57,11 +57,26 @@ def _scope_new_transaction(session, transaction, connection):
     _apply_scope(session, connection)
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stated_scope(session, transaction):
+    """Once the transaction ends, its settings are gone; the next one states them anew."""
+    if transaction.parent is None:
+        session.info.pop(STATED_ACTOR, None)
+
+
+def _scope_stated(session: Session) -> bool:
+    """Whether the session's transaction has begun on a connection (and stated its scope).
+
+    An autobegun transaction without a connection yet has stated nothing: it will on begin.
+    """
+    return STATED_ACTOR in session.info
+
+
 def set_organization(organization_id: uuid.UUID | None) -> None:
     """Scope the rest of this context (request or job) to one organization."""
     _current_organization.set(organization_id)
     session = db.session()
-    if session.in_transaction() and session.is_active:
+    if _scope_stated(session) and session.is_active:
         # The open transaction was begun under the previous scope; restate it.
         _apply_scope(session, session.connection())
 
@@ -75,12 +90,11 @@ def set_actor(actor_id: uuid.UUID | None, actor_label: str | None) -> None:
     actor = (str(actor_id) if actor_id else "", actor_label or "")
     _current_actor.set(actor)
     session = db.session()
-    if session.in_transaction() and session.info.get(STATED_ACTOR) == actor:
+    # No open transaction: the next one states the actor in its scope statement, no round trip.
+    if not _scope_stated(session) or session.info[STATED_ACTOR] == actor:
         return
-    connection = session.connection()  # begins (and states the scope) if none is open
-    if session.info.get(STATED_ACTOR) != actor:
-        connection.exec_driver_sql(_ACTOR, {"actor_id": actor[0], "actor_label": actor[1]})
-        session.info[STATED_ACTOR] = actor
+    session.connection().exec_driver_sql(_ACTOR, {"actor_id": actor[0], "actor_label": actor[1]})
+    session.info[STATED_ACTOR] = actor
 
 
 def forget_organization() -> None:
