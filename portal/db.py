@@ -1,19 +1,25 @@
 """Database scoping: the organization is set per transaction (never per connection) for RLS."""
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy import event
+from psycopg import pq
+from sqlalchemy import event, exc
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from portal.extensions import db
 
 ORG_SETTING = "app.current_organization_id"
 T = TypeVar("T")
+# A pooled connection used this recently is taken as alive; an older one is pinged first.
+IDLE_PING_SECONDS = 10.0
 NO_ACTOR = ("", "")  # the audit trigger records "system"
 STATED_ACTOR = "stated_actor"  # session.info key: the actor the open transaction has stated
 _SCOPE = (
@@ -114,6 +120,34 @@ def organization_scope(organization_id: uuid.UUID | None):
         _current_organization.set(previous)  # the transaction is failing; leave it alone
         raise
     set_organization(previous)
+
+
+@event.listens_for(Pool, "connect")
+@event.listens_for(Pool, "checkin")
+def _note_last_use(dbapi_connection, record):
+    record.info["last_used"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, record, proxy):
+    """Ping only a connection that sat idle (instead of pool_pre_ping's trip on every checkout).
+
+    A connection busy moments ago is very likely alive. If the server went away meanwhile, the
+    one request that meets the dead connection fails, and SQLAlchemy then invalidates the whole
+    pool (a disconnect error marks every older connection for reconnection), so a PostgreSQL
+    restart costs at most one failed request per process, and none after an idle period.
+    """
+    if time.monotonic() - record.info.get("last_used", 0.0) < IDLE_PING_SECONDS:
+        return
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None:
+        return
+    try:
+        alive = pgconn.exec_(b";").status == pq.ExecStatus.EMPTY_QUERY
+    except psycopg.Error:
+        alive = False
+    if not alive:
+        raise exc.DisconnectionError()  # the pool retries the checkout with a new connection
 
 
 class UnsafeDatabaseRole(RuntimeError):
