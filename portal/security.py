@@ -101,6 +101,9 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Inicie sesión para continuar."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
+    # The cookie lives as long as the absolute timeout from login, so re-signing it on every
+    # request extends nothing the server would honour; it is rewritten when seen_at moves.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
 
     @app.before_request
     def refuse_nul_bytes():

@@ -230,3 +230,12 @@ def test_a_password_change_ends_the_other_cached_sessions(app, org_a, login_as):
     assert other.get("/customers/").status_code == 302  # the other session ended
     assert this.get("/customers/").status_code == 200  # this one goes on
     assert user.email  # the fixture user is unchanged in memory
+
+
+def test_a_request_within_the_minute_sends_no_new_cookie(login_as):
+    """The session cookie is signed again only when seen_at moves (at most once a minute)."""
+    client = login_as("branch_staff")
+    client.get("/customers/")
+    response = client.get("/customers/?q=6123", headers=HTMX)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
