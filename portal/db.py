@@ -1,19 +1,25 @@
 """Database scoping: the organization is set per transaction (never per connection) for RLS."""
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy import event
+from psycopg import pq
+from sqlalchemy import event, exc
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from portal.extensions import db
 
 ORG_SETTING = "app.current_organization_id"
 T = TypeVar("T")
+# A pooled connection used this recently is taken as alive; an older one is pinged first.
+IDLE_PING_SECONDS = 10.0
 NO_ACTOR = ("", "")  # the audit trigger records "system"
 STATED_ACTOR = "stated_actor"  # session.info key: the actor the open transaction has stated
 _SCOPE = (
@@ -57,11 +63,26 @@ def _scope_new_transaction(session, transaction, connection):
     _apply_scope(session, connection)
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stated_scope(session, transaction):
+    """Once the transaction ends, its settings are gone; the next one states them anew."""
+    if transaction.parent is None:
+        session.info.pop(STATED_ACTOR, None)
+
+
+def _scope_stated(session: Session) -> bool:
+    """Whether the session's transaction has begun on a connection (and stated its scope).
+
+    An autobegun transaction without a connection yet has stated nothing: it will on begin.
+    """
+    return STATED_ACTOR in session.info
+
+
 def set_organization(organization_id: uuid.UUID | None) -> None:
     """Scope the rest of this context (request or job) to one organization."""
     _current_organization.set(organization_id)
     session = db.session()
-    if session.in_transaction() and session.is_active:
+    if _scope_stated(session) and session.is_active:
         # The open transaction was begun under the previous scope; restate it.
         _apply_scope(session, session.connection())
 
@@ -75,12 +96,11 @@ def set_actor(actor_id: uuid.UUID | None, actor_label: str | None) -> None:
     actor = (str(actor_id) if actor_id else "", actor_label or "")
     _current_actor.set(actor)
     session = db.session()
-    if session.in_transaction() and session.info.get(STATED_ACTOR) == actor:
+    # No open transaction: the next one states the actor in its scope statement, no round trip.
+    if not _scope_stated(session) or session.info[STATED_ACTOR] == actor:
         return
-    connection = session.connection()  # begins (and states the scope) if none is open
-    if session.info.get(STATED_ACTOR) != actor:
-        connection.exec_driver_sql(_ACTOR, {"actor_id": actor[0], "actor_label": actor[1]})
-        session.info[STATED_ACTOR] = actor
+    session.connection().exec_driver_sql(_ACTOR, {"actor_id": actor[0], "actor_label": actor[1]})
+    session.info[STATED_ACTOR] = actor
 
 
 def forget_organization() -> None:
@@ -100,6 +120,34 @@ def organization_scope(organization_id: uuid.UUID | None):
         _current_organization.set(previous)  # the transaction is failing; leave it alone
         raise
     set_organization(previous)
+
+
+@event.listens_for(Pool, "connect")
+@event.listens_for(Pool, "checkin")
+def _note_last_use(dbapi_connection, record):
+    record.info["last_used"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, record, proxy):
+    """Ping only a connection that sat idle (instead of pool_pre_ping's trip on every checkout).
+
+    A connection busy moments ago is very likely alive. If the server went away meanwhile, the
+    one request that meets the dead connection fails, and SQLAlchemy then invalidates the whole
+    pool (a disconnect error marks every older connection for reconnection), so a PostgreSQL
+    restart costs at most one failed request per process, and none after an idle period.
+    """
+    if time.monotonic() - record.info.get("last_used", 0.0) < IDLE_PING_SECONDS:
+        return
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None:
+        return
+    try:
+        alive = pgconn.exec_(b";").status == pq.ExecStatus.EMPTY_QUERY
+    except psycopg.Error:
+        alive = False
+    if not alive:
+        raise exc.DisconnectionError()  # the pool retries the checkout with a new connection
 
 
 class UnsafeDatabaseRole(RuntimeError):

@@ -3,14 +3,12 @@
 import functools
 import hashlib
 import time
-import uuid
 
-import sqlalchemy as sa
-from flask import Flask, Response, abort, current_app, flash, g, redirect, request, session, url_for
+from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
 from portal.db import forget_organization, set_organization
-from portal.extensions import db, login_manager
+from portal.extensions import login_manager
 from portal.htmx import is_htmx
 from portal.tasks import redis_connection
 
@@ -51,31 +49,6 @@ def role_required(*roles: str):
     return decorator
 
 
-@login_manager.user_loader
-def load_user(user_id: str):
-    """Load the session's user inside its own organization's scope."""
-    from portal.auth.models import StaffUser
-
-    try:
-        organization_text, user_text = user_id.split(":")
-        organization_id, staff_user_id = uuid.UUID(organization_text), uuid.UUID(user_text)
-    except ValueError:
-        return None
-    set_organization(organization_id)
-    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.staff_user_id == staff_user_id))
-    started = session.get("auth_at", 0)
-    if (
-        user is None
-        or not user.is_active
-        or (user.sessions_valid_after and started < user.sessions_valid_after.timestamp())
-    ):
-        set_organization(None)
-        return None
-    g.log_organization_id = str(organization_id)
-    g.log_user_id = str(staff_user_id)
-    return user
-
-
 def session_revoke(sid: str | None) -> None:
     """Make a session id unusable even if its cookie was copied."""
     if sid:
@@ -93,7 +66,11 @@ def session_fingerprint() -> str:
 
 
 def _session_valid() -> bool:
-    """A logged-in session carries all its markers, is within its timers, from this browser."""
+    """A logged-in session carries all its markers, is within its timers, from this browser.
+
+    Revocation is checked apart (session_revoked), in the Redis round trip that also fetches
+    the cached user.
+    """
     config = current_app.config
     now = time.time()
     try:
@@ -106,7 +83,6 @@ def _session_valid() -> bool:
         and fingerprint == session_fingerprint()
         and now - authenticated_at <= config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds()
         and now - seen_at <= config["SESSION_IDLE_TIMEOUT"].total_seconds()
-        and not redis_connection().exists(REVOKED_KEY.format(sid))
     )
 
 
@@ -119,10 +95,15 @@ def _redirect(location: str):
 
 def init_app(app: Flask) -> None:
     """Install the login manager settings, session checks and security headers."""
+    from portal.auth.loader import session_revoked  # registers the user loader
+
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Inicie sesión para continuar."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
+    # The cookie lives as long as the absolute timeout from login, so re-signing it on every
+    # request extends nothing the server would honour; it is rewritten when seen_at moves.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
 
     @app.before_request
     def refuse_nul_bytes():
@@ -138,7 +119,7 @@ def init_app(app: Flask) -> None:
         set_organization(None)
         if request.endpoint == "static" or ("sid" not in session and "_user_id" not in session):
             return None
-        if not _session_valid():
+        if not _session_valid() or session_revoked(session["sid"]):
             sid = session.get("sid")
             session_revoke(sid if isinstance(sid, str) else None)
             logout_user()

@@ -1,0 +1,167 @@
+"""Request-path budget at demo size: cProfile of 200 phone-lookup partials, and wrk.
+
+    python -m bench.request_path profile   # per-layer budget through the Flask test client
+    python -m bench.request_path wrk       # baseline, /healthz, phone partial (gunicorn 2 x 4)
+
+Set PYTHONPATH to another checkout (git archive main | tar -x -C DIR) to measure that code.
+"""
+
+import cProfile
+import os
+import pstats
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from portal.embedded import gunicorn_command, services_start
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("PORTAL_DATA_DIR", PROJECT_ROOT / ".data" / "request-path"))
+EMAIL, PASSWORD = "path-staff@bench.pa", "path-portal-2026-x"
+UA = "portal-bench/1.0"
+PHONE_QUERY = "/customers/?q=6000-0001"
+
+
+def prepare():
+    urls = services_start(DATA, database="portal_path")
+    os.environ.update(urls.environ())
+    os.environ["PORTAL_ENV"] = "development"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from portal import create_app
+    from portal.auth.models import StaffUser
+    from portal.auth.services import password_hash
+    from portal.db import organization_scope
+    from portal.extensions import db
+    from portal.seed import demo_seed
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        demo_seed()
+    owner = sa.create_engine(urls.database_owner_url)
+    with owner.begin() as c:
+        org = c.exec_driver_sql(
+            "SELECT organization_id FROM organizations ORDER BY name LIMIT 1"
+        ).scalar()
+        phone = c.exec_driver_sql(
+            "SELECT phone FROM customers WHERE organization_id=%(o)s AND phone IS NOT NULL LIMIT 1",
+            {"o": org},
+        ).scalar()
+    with app.app_context(), organization_scope(org):
+        if not db.session.scalar(sa.select(StaffUser).where(StaffUser.email == EMAIL)):
+            db.session.add(
+                StaffUser(
+                    email=EMAIL,
+                    full_name="Bench",
+                    roles=["branch_staff"],
+                    password_hash=password_hash(PASSWORD),
+                )
+            )
+            db.session.commit()
+    digits = "".join(ch for ch in phone if ch.isdigit())[-8:]
+    return app, urls, f"/customers/?q={digits[:4]}-{digits[4:]}"
+
+
+def profile(app, path, n=200):
+
+    client = app.test_client()
+    page = client.get("/login", headers={"User-Agent": UA}).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    r = client.post(
+        "/login",
+        data={"csrf_token": token, "email": EMAIL, "password": PASSWORD},
+        headers={"User-Agent": UA},
+    )
+    assert r.status_code == 302, r.status_code
+    headers = {"HX-Request": "true", "User-Agent": UA}
+    for _ in range(20):
+        assert client.get(path, headers=headers).status_code == 200
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(n):
+        client.get(path, headers=headers)
+    profiler.disable()
+    elapsed = (time.perf_counter() - started) / n * 1000
+    profiler.dump_stats(os.environ.get("PROF_OUT", "request_path.prof"))
+    stats = pstats.Stats(profiler)
+    layers = {
+        "whole request (test client)": ("app.py", "wsgi_app"),
+        "middleware: before_request hooks": ("app.py", "preprocess_request"),
+        "  auth: scope_request": ("security.py", "scope_request"),
+        "  auth: load_user": (None, "load_user"),
+        "view (customers.index)": ("app.py", "dispatch_request"),
+        "  template: render_template": ("templating.py", "render_template"),
+        "SQL: cursor execute (psycopg)": ("cursor.py", "execute"),
+        "after_request hooks": ("app.py", "process_response"),
+        "  request log line": ("logs.py", "log_request"),
+        "teardown (session remove)": ("app.py", "do_teardown_appcontext"),
+    }
+    print(f"{n} requests, {elapsed:.2f} ms each (wall, profiler on)")
+    for label, (file, func) in layers.items():
+        total = sum(
+            v[3]
+            for k, v in stats.stats.items()
+            if k[2] == func and (file is None or k[0].endswith(file))
+        )
+        print(f"  {label:38s} {total / n * 1000:6.2f} ms")
+    stats.sort_stats("cumulative").print_stats(18)
+
+
+def wrk(urls, path):
+    env = os.environ | urls.environ() | {"PORTAL_ENV": "development", "LOG_LEVEL": "WARNING"}
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own gunicorn command line
+            gunicorn_command(5071), env=env, start_new_session=True, stderr=subprocess.DEVNULL
+        ),
+        subprocess.Popen(  # noqa: S603
+            gunicorn_command(5072, target="bench.baseline_app:app"),
+            env=env,
+            start_new_session=True,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        time.sleep(6)
+        from bench import search as bench_search
+
+        bench_search.BENCH_EMAIL, bench_search.BENCH_PASSWORD = EMAIL, PASSWORD
+        cookie = bench_search.login(5071)
+        for label, url, headers in (
+            ("baseline", "http://127.0.0.1:5072/", []),
+            ("/healthz", "http://127.0.0.1:5071/healthz", []),
+            (
+                "phone partial",
+                "http://127.0.0.1:5071" + path,
+                ["-H", f"Cookie: {cookie}", "-H", "HX-Request: true", "-H", f"User-Agent: {UA}"],
+            ),
+        ):
+            out = subprocess.run(  # noqa: S603
+                ["wrk", "-t2", "-c8", "-d10s", "--latency", *headers, url],  # noqa: S607
+                capture_output=True,
+                text=True,
+            ).stdout
+            rps = [
+                line
+                for line in out.splitlines()
+                if any(mark in line for mark in ("Requests/sec", "Non-2xx", " 50%", " 99%"))
+            ]
+            print(label, "|", " | ".join(x.strip() for x in rps), flush=True)
+    finally:
+        for p in procs:
+            os.killpg(p.pid, 15)
+            p.wait()
+
+
+if __name__ == "__main__":
+    app, urls, path = prepare()
+    print("query:", path)
+    if sys.argv[1] == "profile":
+        profile(app, path)
+    else:
+        wrk(urls, path)
