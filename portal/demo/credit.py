@@ -55,7 +55,7 @@ PLANS = [
     ("overdue", (91, 200)),
     ("pending", None),
 ]
-CREDIT_SHARE = 0.04
+CREDIT_SHARE = 0.025
 NEW_LINE_REASONS = [
     "Cliente frecuente desde hace tres años; compra electrodomésticos a plazos para su negocio.",
     "Solicita crédito para amueblar su apartamento nuevo; presenta carta de trabajo y talonarios.",
