@@ -1,14 +1,19 @@
-"""Demo data: two organizations, one user per role, realistic Panamanian customers.
+"""Demo data: two organizations, their staff, customers that look like a real month of business.
+
+`demo_seed` gives each organization ~2,000 customers with addresses, two years of purchases and
+tier changes through the event inbox (portal.demo.events), a credit desk's history through the
+credit services (portal.demo.credit), and finally the RFM segments. It is deterministic (fixed
+random seeds) and placed relative to today, so the month always looks current.
 
 Bulk loads use COPY into a temporary table, then one INSERT … SELECT inside the organization's
 scope, so Row-Level Security checks every row (COPY straight into an RLS table is not allowed).
 """
 
 import random
+import re
 import unicodedata
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import click
 import sqlalchemy as sa
@@ -16,12 +21,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from portal import clock
-from portal.audit import SYSTEM_ACTOR
 from portal.auth.models import Organization, StaffUser
 from portal.auth.services import password_hash
-from portal.credit.models import CreditAccount, CreditRequest
-from portal.credit.services import CreditError, payment_record, usage_charge
-from portal.customers.models import Address, Customer
+from portal.customers.models import Customer
 from portal.db import organization_scope
 from portal.extensions import db
 
@@ -35,8 +37,17 @@ DEMO_USERS = {
         ("credito@demo.pa", "Carmen Ríos", ["credit_staff"]),
         ("aprobador@demo.pa", "Rubén Saldaña", ["credit_approver"]),
     ],
-    OTHER_ORG_ID: [("admin@otra.pa", "Olga Núñez", ["org_admin"])],
+    OTHER_ORG_ID: [
+        ("admin@otra.pa", "Olga Núñez", ["org_admin"]),
+        ("credito@otra.pa", "Jaime Cedeño", ["credit_staff"]),
+        ("aprobador@otra.pa", "Marta Villarreal", ["credit_approver"]),
+    ],
 }
+DEMO_ORGANIZATIONS = [
+    (DEMO_ORG_ID, "Demo Retail PA", "correo.pa"),
+    (OTHER_ORG_ID, "Otra Tienda S.A.", "otra-correo.pa"),
+]
+DEMO_CUSTOMERS = 2000
 
 FIRST_NAMES = [
     "José",
@@ -167,18 +178,25 @@ CUSTOMER_COLUMNS = [
 ]
 
 
-def _ascii(text: str) -> str:
-    return (
-        unicodedata.normalize("NFKD", text)
-        .encode("ascii", "ignore")
-        .decode()
-        .lower()
-        .replace(" ", "")
-    )
+def _email_word(text: str) -> str:
+    """A name as a mailbox word: no accents, spaces or punctuation ("De León" -> "deleon")."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "", plain)
 
 
-def customer_rows(count: int, *, start: int = 0, seed: int = 2026, email_domain: str = "correo.pa"):
-    """`count` realistic customer rows (tuples in CUSTOMER_COLUMNS order), unique by index."""
+def customer_rows(
+    count: int,
+    *,
+    start: int = 0,
+    seed: int = 2026,
+    email_domain: str = "correo.pa",
+    invent_last_purchase: bool = True,
+):
+    """`count` realistic customer rows (tuples in CUSTOMER_COLUMNS order), unique by index.
+
+    The bulk loader invents a last purchase date; the demo leaves it to its purchase events
+    (invent_last_purchase=False), so it always agrees with the customer's orders.
+    """
     rng = random.Random(seed + start)
     now = datetime.now(UTC)
     for index in range(start, start + count):
@@ -198,7 +216,8 @@ def customer_rows(count: int, *, start: int = 0, seed: int = 2026, email_domain:
             "b2b" if is_company else "b2c",
             first,
             last,
-            f"{_ascii(first)}.{_ascii(last)}.{index}@{email_domain}",
+            ".".join(filter(None, [_email_word(first), _email_word(last), str(index)]))
+            + f"@{email_domain}",
             f"+5076{index % 10_000_000:07d}",
             document_type,
             document,
@@ -209,7 +228,7 @@ def customer_rows(count: int, *, start: int = 0, seed: int = 2026, email_domain:
             "es",
             rng.random() < 0.4,
             created,
-            min(purchased, now) if purchased else None,
+            min(purchased, now) if purchased and invent_last_purchase else None,
         )
 
 
@@ -257,119 +276,42 @@ def _organization(organization_id: uuid.UUID, name: str) -> bool:
     return True
 
 
-def _addresses_and_credit(organization_id: uuid.UUID, seed: int) -> None:
+ADDRESS_COLUMNS = [
+    "customer_id",
+    "address_type",
+    "recipient_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "country",
+    "is_default",
+]
+
+
+def _address_rows(organization_id: uuid.UUID, seed: int):
+    """Zero to two addresses per customer, the first one the default."""
     rng = random.Random(seed)
     with organization_scope(organization_id):
-        customers = list(db.session.scalars(sa.select(Customer).order_by(Customer.document_number)))
-        staff = {user.email: user for user in db.session.scalars(sa.select(StaffUser))}
-        for position, customer in enumerate(customers):
-            for number in range(rng.choice([0, 1, 1, 2])):
-                city, state = rng.choice(CITIES)
-                db.session.add(
-                    Address(
-                        customer_id=customer.customer_id,
-                        address_type=rng.choice(["shipping", "billing", "both"]),
-                        recipient_name=customer.full_name,
-                        address_line1=f"{rng.choice(STREETS)}, Edificio {rng.randint(1, 90)}",
-                        address_line2=f"Apto. {rng.randint(1, 30)}{rng.choice('ABCD')}",
-                        city=city,
-                        state=state,
-                        country="PA",
-                        is_default=number == 0,
-                    )
-                )
-            if position % 7 == 0:
-                status = ["pending", "approved", "approved", "suspended", "cancelled"][
-                    position // 7 % 5
-                ]
-                _credit_account(rng, customer, status, staff)
-        db.session.commit()
-        _credit_activity(rng)
-
-
-REQUEST_REASONS = [
-    "Cliente frecuente desde hace tres años; compra electrodomésticos a plazos para su negocio.",
-    "Solicita crédito para amueblar su apartamento nuevo; presenta carta de trabajo y talonarios.",
-    "Compras mensuales constantes en sucursal; pide financiar la renovación de su cocina.",
-    "Comerciante con historial de pagos puntuales en otra cadena; adjunta referencias.",
-    "Empleado público con ingresos estables; necesita equipos para el regreso a clases.",
-    "Empresa cliente desde 2021; requiere crédito para reponer inventario de temporada.",
-]
-REJECTION_NOTES = "Ingresos no verificables con la documentación presentada."
-
-
-def _credit_account(rng: random.Random, customer: Customer, status: str, staff: dict) -> None:
-    """One account with the request that opened it (and its decision, unless still pending)."""
-    requester = staff.get(rng.choice(["sucursal@demo.pa", "credito@demo.pa"]))
-    approver = staff.get("aprobador@demo.pa") or min(staff.values(), key=lambda user: user.email)
-    if requester is None and status == "pending":
-        return  # an organization without a credit desk has nobody to request
-    requested_limit = Decimal(rng.choice([500, 750, 1000, 1500, 2500, 3000, 5000]))
-    term_days = rng.choice([15, 30, 45, 60])
-    requested_at = datetime.now(UTC) - timedelta(
-        days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59)
-    )
-    decided = status != "pending"
-    approved = status in ("approved", "suspended")
-    account = CreditAccount(
-        customer_id=customer.customer_id,
-        credit_limit=requested_limit if approved else Decimal(0),
-        payment_term_days=term_days,
-        status=status,
-        approved_at=requested_at.date() + timedelta(days=1) if approved else None,
-        approved_by=approver.staff_user_id if approved else None,
-        approval_notes=REJECTION_NOTES if status == "cancelled" else None,
-        suspended_at=datetime.now(UTC) if status == "suspended" else None,
-        suspension_reason="Pagos atrasados reiterados" if status == "suspended" else None,
-    )
-    db.session.add(account)
-    if requester is None:
-        return
-    db.session.flush()
-    db.session.add(
-        CreditRequest(
-            credit_account_id=account.credit_account_id,
-            kind="new_line",
-            requested_limit=requested_limit,
-            requested_term_days=term_days,
-            reason=rng.choice(REQUEST_REASONS),
-            requested_by=requester.staff_user_id,
-            requested_at=requested_at,
-            state=("approved" if approved else "rejected") if decided else "pending",
-            decided_by=approver.staff_user_id if decided else None,
-            decided_at=requested_at + timedelta(days=1) if decided else None,
-            decision_notes=REJECTION_NOTES if status == "cancelled" else None,
-            approved_limit=requested_limit if approved else None,
-            approved_term_days=term_days if approved else None,
-        )
-    )
-
-
-def _credit_activity(rng: random.Random) -> None:
-    """A few charges and a partial payment on each approved account, through the ledger rules."""
-    approved = db.session.scalars(
-        sa.select(CreditAccount).where(CreditAccount.status == "approved")
-    )
-    for account_id in [account.credit_account_id for account in approved]:
-        used = Decimal(0)
-        for _ in range(rng.randint(1, 3)):
-            amount = Decimal(rng.randint(2000, 15000)) / 100
-            try:
-                usage_charge(
-                    account_id=account_id, order_id=uuid.uuid4(), amount=amount, actor=SYSTEM_ACTOR
-                )
-            except CreditError:
-                break  # the limit is reached: exactly what the rules are for
-            used += amount
-        if used > 0:
-            payment_record(
-                account_id=account_id,
-                amount=(used / 2).quantize(Decimal("0.01")),
-                method="cash",
-                reference="Recibo demo",
-                payment_date=clock.today(),
-                key=uuid.uuid4(),
-                actor=SYSTEM_ACTOR,
+        customers = db.session.execute(
+            sa.select(Customer.customer_id, Customer.first_name, Customer.last_name).order_by(
+                Customer.customer_id
+            )
+        ).all()
+        db.session.rollback()
+    for customer in customers:
+        for number in range(rng.choice([0, 1, 1, 2])):
+            city, state = rng.choice(CITIES)
+            yield (
+                customer.customer_id,
+                rng.choice(["shipping", "billing", "both"]),
+                f"{customer.first_name} {customer.last_name}",
+                f"{rng.choice(STREETS)}, Edificio {rng.randint(1, 90)}",
+                f"Apto. {rng.randint(1, 30)}{rng.choice('ABCD')}",
+                city,
+                state,
+                "PA",
+                number == 0,
             )
 
 
@@ -377,25 +319,41 @@ class DemoSeedRefused(RuntimeError):
     """The demo seed was asked for where it must never run."""
 
 
-def demo_seed(*, customers: int = 300) -> bool:
+def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
     """Create the demo organizations once (idempotent); True when something was created.
 
-    Refused in production: the demo accounts share a published password.
+    Each gets `customers` customers and a realistic history ending today. Refused in
+    production: the demo accounts share a published password.
     """
+    from portal.demo import quick_commits
+    from portal.demo.credit import credit_seed
+    from portal.demo.events import events_seed
+    from portal.segments.services import segments_recompute
+
     if current_app.config["ENV_NAME"] == "production":
         raise DemoSeedRefused(
             "Demo data is never loaded with PORTAL_ENV=production (its accounts share a "
             "published password); start without the demo seed (make run: --no-seed)."
         )
+    today = clock.today()
     created = False
-    for organization_id, name, count, domain in (
-        (DEMO_ORG_ID, "Demo Retail PA", customers, "correo.pa"),
-        (OTHER_ORG_ID, "Otra Tienda S.A.", 60, "otra-correo.pa"),
-    ):
-        if _organization(organization_id, name):
-            customers_bulk_load(organization_id, customer_rows(count, email_domain=domain))
-            _addresses_and_credit(organization_id, seed=count)
-            created = True
+    for number, (organization_id, name, domain) in enumerate(DEMO_ORGANIZATIONS):
+        if not _organization(organization_id, name):
+            continue
+        seed = 2026 + number
+        with quick_commits():
+            rows = customer_rows(
+                customers, seed=seed, email_domain=domain, invent_last_purchase=False
+            )
+            customers_bulk_load(organization_id, rows)
+            addresses = list(_address_rows(organization_id, seed))  # read before the COPY
+            bulk_load("addresses", ADDRESS_COLUMNS, organization_id, addresses)
+            events_seed(organization_id=organization_id, seed=seed, today=today)
+            credit_seed(organization_id=organization_id, seed=seed, today=today)
+            with organization_scope(organization_id):
+                segments_recompute(today=today)  # the segments page is populated on first visit
+                db.session.commit()
+        created = True
     return created
 
 

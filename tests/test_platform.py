@@ -207,7 +207,7 @@ def test_pages_work_without_javascript_for_reading(login_as, path):
 def test_seed_demo_is_idempotent_and_bulk_loads_more_customers(app):
     from portal.customers.services import customer_count
     from portal.db import organization_scope
-    from portal.seed import DEMO_ORG_ID, OTHER_ORG_ID
+    from portal.seed import DEMO_CUSTOMERS, DEMO_ORG_ID, OTHER_ORG_ID
 
     runner = app.test_cli_runner()
     first = runner.invoke(args=["seed-demo"])
@@ -216,9 +216,9 @@ def test_seed_demo_is_idempotent_and_bulk_loads_more_customers(app):
     assert "already present" in again.output and "Loaded 500 generated customers." in again.output
     with app.app_context():
         with organization_scope(DEMO_ORG_ID):
-            assert customer_count() == 800
+            assert customer_count() == DEMO_CUSTOMERS + 500
         with organization_scope(OTHER_ORG_ID):
-            assert customer_count() == 60
+            assert customer_count() == DEMO_CUSTOMERS
 
 
 def test_compose_takes_secrets_from_env_and_seeds_only_in_the_demo_profile():
