@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test install assets chromium lint format bench bench-worker schema-doc clean
+.PHONY: run test install assets chromium lint format bench bench-pages bench-worker schema-doc clean
 
 run: install
 	$(PY) -m portal.embedded serve --port $(PORT)
@@ -46,6 +46,9 @@ format: install
 # Benchmarks (not tests): docs/benchmarks.md and docs/benchmarks-worker.md record their figures.
 bench: install
 	$(PY) -m bench.search $(BENCH_ARGS)
+
+bench-pages: install
+	$(PY) -m bench.pages $(BENCH_ARGS)
 
 bench-worker: install
 	$(PY) -m bench.events $(BENCH_ARGS)

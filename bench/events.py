@@ -15,7 +15,6 @@ bench/segments.py.
 import argparse
 import http.client
 import json
-import math
 import os
 import queue
 import random
@@ -31,89 +30,25 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from portal.embedded import gunicorn_command, process_stop
+from bench.harness import (
+    PROJECT_ROOT,
+    child_environ,
+    gunicorn_start,
+    organization_ensure,
+    owner_engine_for,
+    percentile,
+    portal_app,
+    say,
+    schema_rebuild,
+    services,
+    wait_ready,
+)
+from portal.embedded import process_stop
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ORG_ID = uuid.UUID("00000000-0000-4000-8000-00000000e001")
 TIER_EVENT = "pricing.loyalty.tier_changed"
 TIERS = ["bronze", "silver", "gold", "platinum"]
 TARGET_EVENTS_PER_SECOND = 2000.0
-
-
-def say(*parts) -> None:
-    """Print and flush, so progress shows up when the output is piped to a file."""
-    print(*parts, flush=True)
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile (share in 0..100); NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
-
-
-# --- servers, app and processes (shared with bench/segments.py) -------------------------------
-
-
-def services(data_dir: Path, database: str):
-    """Start (or reuse) the servers; refuse a database whose name does not say 'bench'."""
-    from portal.embedded import services_start
-
-    urls = services_start(data_dir, database=database)
-    name = sa.make_url(urls.database_url).database or ""
-    if "bench" not in name:
-        raise SystemExit(f"Refusing to benchmark against database {name!r} (no 'bench' in it)")
-    return urls
-
-
-def owner_engine_for(urls) -> sa.Engine:
-    """An engine connected as the owner role (schema, VACUUM, inspection)."""
-    return sa.create_engine(urls.database_owner_url, poolclass=sa.pool.NullPool)
-
-
-def schema_rebuild(owner_engine: sa.Engine) -> None:
-    """Drop and recreate the public schema, as the test suite does, so the run starts empty."""
-    with owner_engine.begin() as connection:
-        connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        connection.exec_driver_sql("CREATE SCHEMA public")
-
-
-def portal_app(urls, *, migrate: bool = True):
-    """The portal connected as the app role (TestingConfig), migrated to the latest revision."""
-    from flask_migrate import upgrade
-
-    from portal import create_app
-    from portal.config import TestingConfig
-
-    config = TestingConfig(
-        SQLALCHEMY_DATABASE_URI=urls.database_url,
-        DATABASE_OWNER_URL=urls.database_owner_url,
-        REDIS_URL=urls.redis_url,
-        LOG_LEVEL="WARNING",
-    )
-    app = create_app(config)
-    if migrate:
-        with app.app_context():
-            upgrade()
-    return app
-
-
-def child_environ(urls, log_level: str = "WARNING") -> dict[str, str]:
-    """Environment for the worker and gunicorn processes (testing settings, our servers)."""
-    return os.environ | urls.environ() | {"PORTAL_ENV": "testing", "LOG_LEVEL": log_level}
-
-
-def organization_ensure(organization_id: uuid.UUID, name: str) -> None:
-    """Create the organization unless it exists (inside the app context)."""
-    from portal.auth.models import Organization
-    from portal.db import organization_scope
-    from portal.extensions import db
-
-    with organization_scope(organization_id):
-        if db.session.get(Organization, organization_id) is None:
-            db.session.add(Organization(organization_id=organization_id, name=name))
-        db.session.commit()
 
 
 def worker_start(env: dict, log_path: Path) -> subprocess.Popen:
@@ -127,35 +62,6 @@ def worker_start(env: dict, log_path: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def gunicorn_start(port: int, env: dict, log_path: Path, workers: int, threads: int):
-    """gunicorn serving portal.wsgi:app on 127.0.0.1:port in its own process group."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            gunicorn_command(port, workers=workers, threads=threads),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def wait_http_ready(port: int, process: subprocess.Popen, log_path: Path) -> None:
-    """Wait up to 60 s for a 200 on /healthz; fail early if the server died."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log_path}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"gunicorn on port {port} did not answer /healthz in 60 s; see {log_path}")
 
 
 def wait_workers_ready(app, count: int, processes: list[subprocess.Popen], log_path: Path):
@@ -388,7 +294,7 @@ def load_run(app, owner, urls, bodies: list[bytes], secret: str, args) -> LoadRe
         f"127.0.0.1:{port}, {args.workers} worker.py (logs in {args.data_dir})"
     )
     try:
-        web = gunicorn_start(port, env, web_log, args.web_workers, args.threads)
+        web = gunicorn_start(port, env, web_log, workers=args.web_workers, threads=args.threads)
         processes.append(web)
         workers: list[subprocess.Popen] = []
 
@@ -399,7 +305,7 @@ def load_run(app, owner, urls, bodies: list[bytes], secret: str, args) -> LoadRe
             wait_workers_ready(app, args.workers, workers, worker_log)
             return time.perf_counter()
 
-        wait_http_ready(port, web, web_log)
+        wait_ready(port, "/healthz", web, web_log)
         if not args.phased:
             workers_start()
         with owner.connect() as connection:

@@ -13,29 +13,40 @@ It ends with a table of the product's targets marked PASS or FAIL. See docs/benc
 """
 
 import argparse
-import http.client
 import json
-import math
 import os
 import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import unicodedata
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from portal.embedded import gunicorn_command, process_stop
+from bench.harness import (
+    Target,
+    http_timings,
+    login,
+    organization_ensure,
+    page_headers,
+    percentile,
+    portal_and_baseline,
+    portal_app,
+    say,
+    services,
+    staff_ensure,
+    targets_print,
+    verdict,
+    wrk_arguments,
+    wrk_run,
+    wrk_warm_up,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_ORG = (uuid.UUID("00000000-0000-4000-8000-00000000b001"), "Bench Retail PA", 0, "correo.pa")
@@ -45,16 +56,20 @@ OTHER_ORGS = [
 ]
 BENCH_EMAIL = "bench-staff@bench.pa"
 BENCH_PASSWORD = "bench-portal-2026"  # noqa: S105 - a throwaway user in the benchmark's own database
-USER_AGENT = "portal-bench/1.0"  # Flask-Login's "strong" session protection hashes the agent
-CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SQL_TARGET_MS = 10.0
-HTTP_TARGET_MS = 50.0
-THROUGHPUT_TARGET = 0.5
+SQL_TARGET_MS = 10.0  # names, SQL alone
+NAME_HTTP_TARGET_MS = 50.0  # names, HTTP p95 at one connection
+KEY_HTTP_TARGET_MS = 20.0  # phone, document, email, empty box: HTTP p95 at one connection
+KEY_THROUGHPUT_TARGET = 0.6  # each of those at c=8, against the baseline
+MIX_HTTP_TARGET_MS = 50.0
+MIX_THROUGHPUT_TARGET = 0.5
 KINDS = {
-    "name": "first name + surname (jose perez)",
+    "name": "first name + surname, exact (jose perez)",
     "name_prefix": "first name + surname prefix (maria gonz)",
     "name_typo": "first name + misspelt surname (jose perz)",
+    "name_typos": "one typo in each word (jsoe perz)",
+    "name_reversed": "surname first, then first name (perez jose)",
     "surname_typo": "misspelt surname alone (gonzales)",
+    "name_digits": "a name with digits (farmacia 24, via 321)",
     "email_prefix": "first 8 characters of a real email",
     "phone_local": "local phone number (6123-4567)",
     "phone_intl": "international phone number (+507 6123 4567)",
@@ -62,30 +77,29 @@ KINDS = {
     "document_prefix": "document number without its last 2 characters",
     "recent": "empty box: most recently active customers",
 }
-NAME_KINDS = ("name", "name_prefix", "name_typo", "surname_typo")
+NAME_KINDS = (
+    "name",
+    "name_prefix",
+    "name_typo",
+    "name_typos",
+    "name_reversed",
+    "surname_typo",
+    "name_digits",
+)
 # Kinds that identify one customer: that customer should be on the first page of results
 # (an 8-character email prefix does not: "maria.ro" is shared by many customers).
 IDENTIFYING_KINDS = ("phone_local", "phone_intl", "document")
-# Key lookups (phone, document): the cheapest searches, to show the per-request cost of the app.
-KEY_KINDS = ("phone_local", "phone_intl", "document", "document_prefix")
-
-
-def say(*parts) -> None:
-    """Print and flush, so progress shows up under make and in CI logs."""
-    print(*parts, flush=True)
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile (share in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
-
-
-def verdict(ok: bool) -> str:
-    """PASS or FAIL."""
-    return "PASS" if ok else "FAIL"
+# The key lookups and the empty box, grouped as the targets name them (throughput each at c=8).
+KEY_GROUPS = {
+    "phone": ("phone_local", "phone_intl"),
+    "document": ("document", "document_prefix"),
+    "email": ("email_prefix",),
+    "empty box": ("recent",),
+}
+# Customers whose names carry numbers, as shops and branches do ("Farmacia 24", "Vía 321").
+DIGIT_NAMES = (("Farmacia", "S.A."), ("Ferretería", "Vía"), ("Super", "Calle"), ("Taller", "S.A."))
+DIGIT_CUSTOMERS = 4_000
+DIGIT_DOMAIN = "digitos.pa"
 
 
 @dataclass(frozen=True)
@@ -115,71 +129,7 @@ class KindResult:
     http_ms: list[float] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class WrkResult:
-    """What one wrk run measured."""
-
-    label: str
-    connections: int
-    requests: int
-    seconds: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    errors: int
-    statuses: Counter
-
-    @property
-    def rps(self) -> float:
-        """Requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
 # --- servers, schema, data -------------------------------------------------------------------
-
-
-def portal_app(urls):
-    """The portal connected as the app role, migrated to the latest revision."""
-    from flask_migrate import upgrade
-
-    from portal import create_app
-    from portal.config import TestingConfig
-
-    config = TestingConfig(
-        SQLALCHEMY_DATABASE_URI=urls.database_url,
-        DATABASE_OWNER_URL=urls.database_owner_url,
-        REDIS_URL=urls.redis_url,
-        LOG_LEVEL="WARNING",
-    )
-    app = create_app(config)
-    with app.app_context():
-        upgrade()
-    return app
-
-
-def organization_ensure(organization_id: uuid.UUID, name: str, *, with_staff: bool) -> None:
-    """Create the organization (and the benchmark's branch_staff user) unless present."""
-    from portal.auth.models import Organization, StaffUser
-    from portal.auth.services import password_hash
-    from portal.db import organization_scope
-    from portal.extensions import db
-
-    with organization_scope(organization_id):
-        if db.session.get(Organization, organization_id) is None:
-            db.session.add(Organization(organization_id=organization_id, name=name))
-            db.session.commit()
-        if with_staff and not db.session.scalar(
-            sa.select(StaffUser.staff_user_id).where(StaffUser.email == BENCH_EMAIL)
-        ):
-            db.session.add(
-                StaffUser(
-                    email=BENCH_EMAIL,
-                    full_name="Persona Benchmark",
-                    roles=["branch_staff"],
-                    password_hash=password_hash(BENCH_PASSWORD),
-                )
-            )
-        db.session.commit()
 
 
 def customers_ensure(
@@ -206,6 +156,33 @@ def customers_ensure(
     return existing, loaded
 
 
+def digit_names_ensure(organization_id: uuid.UUID) -> int:
+    """DIGIT_CUSTOMERS customers named like "Farmacia 24" or "Ferretería Vía 321" (once)."""
+    from portal.customers.models import Customer
+    from portal.db import organization_scope
+    from portal.extensions import db
+    from portal.seed import CUSTOMER_COLUMNS, customer_rows, customers_bulk_load
+
+    with organization_scope(organization_id):
+        present = db.session.scalar(
+            sa.select(sa.func.count()).where(Customer.email.like(f"%@{DIGIT_DOMAIN}"))
+        )
+        db.session.commit()
+    if present:
+        return 0
+    first, last = CUSTOMER_COLUMNS.index("first_name"), CUSTOMER_COLUMNS.index("last_name")
+    rows = []
+    for number, row in enumerate(
+        customer_rows(DIGIT_CUSTOMERS, start=9_000_000, email_domain=DIGIT_DOMAIN)
+    ):
+        row = list(row)
+        shop, street = DIGIT_NAMES[number % len(DIGIT_NAMES)]
+        row[first] = f"{shop} {number // len(DIGIT_NAMES) + 1}"
+        row[last] = street if street == "S.A." else f"{street} {100 + number % 900}"
+        rows.append(tuple(row))
+    return customers_bulk_load(organization_id, rows)
+
+
 def data_seed(app, owner_engine: sa.Engine, args) -> dict[uuid.UUID, int]:
     """Seed the three organizations once; VACUUM ANALYZE after any load. Customers per org."""
     say("\n== Seeding")
@@ -217,12 +194,16 @@ def data_seed(app, owner_engine: sa.Engine, args) -> dict[uuid.UUID, int]:
     ]
     with app.app_context():
         for organization_id, name, start, domain, target in organizations:
-            organization_ensure(organization_id, name, with_staff=organization_id == MAIN_ORG[0])
+            organization_ensure(organization_id, name)
             counts[organization_id], added = customers_ensure(
                 organization_id, target, start=start, domain=domain, chunk=args.chunk
             )
             loaded += added
             say(f"  {name}: {counts[organization_id]:,} customers ({added:,} loaded now)")
+        staff_ensure(MAIN_ORG[0], BENCH_EMAIL, BENCH_PASSWORD, ["branch_staff"])
+        added = digit_names_ensure(MAIN_ORG[0])
+        counts[MAIN_ORG[0]] += added
+        loaded += added
     if loaded:
         # VACUUM too: a bulk-loaded table has no visibility map and a full GIN pending list,
         # which a production table that autovacuum looks after would not have.
@@ -246,12 +227,16 @@ def server_facts(owner_engine: sa.Engine) -> None:
                 " pg_size_pretty(pg_indexes_size('customers'))"
             )
         ).one()
-        trigram = connection.scalar(
-            sa.text("SELECT pg_size_pretty(pg_relation_size('idx_customers_search_name'))")
-        )
+        words = connection.execute(
+            sa.text(
+                "SELECT pg_size_pretty(pg_relation_size('idx_customers_name_words')),"
+                " (SELECT count(*) FROM customer_name_words)"
+            )
+        ).one()
     say(
         f"  PostgreSQL {version}, shared_buffers {buffers}, work_mem {work_mem}; customers: "
-        f"table {sizes[0]}, indexes {sizes[1]} (trigram GIN {trigram}); {os.cpu_count()} CPUs"
+        f"table {sizes[0]}, indexes {sizes[1]} (name words GIN {words[0]}, {words[1]:,} "
+        f"dictionary words); {os.cpu_count()} CPUs"
     )
 
 
@@ -295,6 +280,8 @@ def query_text(kind: str, customer) -> str:
         "name": f"{first} {surname}",
         "name_prefix": f"{first} {surname[:4]}",
         "name_typo": f"{first} {_drop_letter(surname)}",
+        "name_typos": f"{_drop_letter(first)} {_misspell(surname)}",
+        "name_reversed": f"{surname} {first}",
         "surname_typo": _misspell(surname),
         "email_prefix": customer.email[:8],
         "phone_local": f"{local[:4]}-{local[4:]}",
@@ -344,7 +331,17 @@ def query_mix(app, per_kind: int, seed: int) -> list[Query]:
         sample = customers_sample(MAIN_ORG[0], per_kind * len(KINDS), seed)
     people = [customer for customer in sample if customer.customer_type == "b2c"]
     mix = []
-    for position, kind in enumerate(kind for kind in KINDS if kind != "recent"):
+    rng = random.Random(seed)
+    for number in range(per_kind):  # "farmacia 24", "via 321", "super 7 calle 1"
+        shop, street = DIGIT_NAMES[number % len(DIGIT_NAMES)]
+        shop_number = rng.randint(1, DIGIT_CUSTOMERS // len(DIGIT_NAMES))
+        text = [f"{_plain(shop)} {shop_number}", f"{_plain(street)} {rng.randint(100, 999)}"][
+            number % 2 if street != "S.A." else 0
+        ]
+        mix.append(Query("name_digits", text))
+    for position, kind in enumerate(
+        kind for kind in KINDS if kind not in ("recent", "name_digits")
+    ):
         pool = people if kind in NAME_KINDS else sample
         chosen = pool[position * per_kind : (position + 1) * per_kind] or pool[:per_kind]
         mix += [
@@ -373,14 +370,16 @@ def search_statements(query: str):
         COUNT_CAP,
         PAGE_SIZE,
         SearchFilters,
+        _count_function,
         _recent_statement,
         _search_function,
     )
 
     filters = SearchFilters(query=query)
     if query:
-        page = _search_function(filters, limit=PAGE_SIZE + 1)
-        counted = _search_function(filters, limit=COUNT_CAP + 1)
+        return _search_function(filters, limit=PAGE_SIZE + 1), _count_function(
+            filters, cap=COUNT_CAP + 1
+        )
     else:
         page = (
             _recent_statement(filters)
@@ -490,428 +489,209 @@ def plans_check(engine: sa.Engine, mix: list[Query], results: dict) -> None:
             with connection.begin():
                 _scope(connection, MAIN_ORG[0])
                 if query.text:
-                    plan = _plan_json(
-                        connection.scalar(
+                    # every statement the search runs: its pages by rank and its count
+                    plans = [
+                        _plan_json(plan)
+                        for plan in connection.scalars(
                             sa.text(
-                                "SELECT string_agg(plan::text, '') FROM"
+                                "SELECT plan::text FROM"
                                 " customer_search_explain(:q, p_limit => 26) AS plan"
                             ),
                             {"q": query.text},
                         )
-                    )
+                    ]
                 else:
                     page, _ = search_statements("")
                     compiled = page.compile(engine, compile_kwargs={"literal_binds": True})
-                    plan = _plan_json(
-                        connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
-                    )
-            nodes = list(_plan_nodes(plan))
-            seq_scan = any(
-                node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "customers"
-                for node in nodes
-            )
-            indexed = any(node.get("Index Name", "").startswith("idx_customers") for node in nodes)
-            results[kind].plan_ok = indexed and not seq_scan
+                    plans = [
+                        _plan_json(
+                            connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
+                        )
+                    ]
+            results[kind].plan_ok = True  # a word found nowhere runs no statement at all
+            for plan in plans:
+                nodes = list(_plan_nodes(plan))
+                seq_scan = any(
+                    node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "customers"
+                    for node in nodes
+                )
+                indexed = any(
+                    node.get("Index Name", "").startswith("idx_customers") for node in nodes
+                )
+                results[kind].plan_ok &= indexed and not seq_scan
             say(f"  {kind} {query.text!r}: {verdict(results[kind].plan_ok)}")
-            for line in _plan_lines(plan):
-                say("      " + line)
+            for plan in plans:
+                for line in _plan_lines(plan):
+                    say("      " + line)
 
 
-def plans_analyze(owner_url: str, mix: list[Query]) -> None:
-    """EXPLAIN ANALYZE the search statement of one query per kind, as the owner (diagnosis)."""
-    import psycopg
-
-    say("\n== EXPLAIN (ANALYZE, BUFFERS) of the search function's statement (owner role)")
-    conninfo = sa.make_url(owner_url).set(drivername="postgresql").render_as_string(False)
+def plans_analyze(owner_engine: sa.Engine, mix: list[Query]) -> None:
+    """EXPLAIN ANALYZE every statement of one query per kind, as the owner (diagnosis)."""
+    say("\n== EXPLAIN (ANALYZE, BUFFERS) of each statement of the search (owner role)")
     firsts = {}
     for query in mix:
         if query.text:
             firsts.setdefault(query.kind, query)
-    # Client-side binding: EXPLAIN EXECUTE takes literal arguments, not protocol parameters.
-    with psycopg.connect(conninfo, cursor_factory=psycopg.ClientCursor) as connection:
-        statement = connection.execute("SELECT customer_search_sql()").fetchone()[0]
-        # The settings the SECURITY DEFINER function runs with (threshold, enable_seqscan, ...).
-        for (setting,) in connection.execute(
-            "SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'customer_search'"
-        ):
-            name, _, value = setting.partition("=")
-            connection.execute("SELECT set_config(%s, %s, false)", [name, value])
-        connection.execute(
-            "PREPARE bench_search (uuid, text, text, text, text, text, text, text, text,"
-            " real, uuid, integer) AS " + statement
-        )
+    with owner_engine.connect() as connection:
         for kind, query in firsts.items():
-            terms = connection.execute(
-                "SELECT * FROM customer_search_terms(%s)", [query.text]
-            ).fetchone()
-            lines = connection.execute(
-                "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_search"
-                "(%s, %s, %s, %s, %s, NULL, NULL, NULL, NULL, NULL, NULL, 26)",
-                [MAIN_ORG[0], *terms],
-            ).fetchall()
-            say(f"\n  {kind} {query.text!r}")
-            for (line,) in lines:
-                say("    " + line)
-        connection.rollback()
+            with connection.begin():
+                _scope(connection, MAIN_ORG[0])
+                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                steps = connection.execute(
+                    sa.text("SELECT purpose, statement FROM customer_search_steps(:q)"),
+                    {"q": query.text},
+                ).all()
+                for purpose, statement in steps:
+                    if purpose == "known_count":
+                        say(f"\n  {kind} {query.text!r}: at least {statement} (dictionary)")
+                        continue
+                    if purpose == "page":
+                        statement = statement.replace("$1", "26")
+                    else:
+                        statement = f"SELECT count(*) FROM ({statement} LIMIT 1051) AS m"
+                    say(f"\n  {kind} {query.text!r} {purpose}")
+                    for line in connection.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, BUFFERS) " + statement.replace("%", "%%")
+                    ).scalars():
+                        say("    " + line)
+                connection.rollback()
 
 
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def gunicorn_start(target: str, port: int, env: dict, log_path: Path, args) -> subprocess.Popen:
-    """gunicorn serving `target` on 127.0.0.1:port in its own process group, logging to a file."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            gunicorn_command(port, workers=args.workers, threads=args.threads, target=target),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def wait_ready(port: int, path: str, process: subprocess.Popen, log_path: Path) -> None:
-    """Wait up to 60 s for a 200 on path; fail early if the server died."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log_path}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", path)
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"gunicorn on port {port} did not answer {path} in 60 s; see {log_path}")
-
-
-def _cookie_update(jar: SimpleCookie, response: http.client.HTTPResponse) -> None:
-    for header in response.headers.get_all("Set-Cookie") or []:
-        jar.load(header)
-
-
-def login(port: int) -> str:
-    """Log the benchmark user in through the real form; the Cookie header to send afterwards."""
-    jar = SimpleCookie()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", "/login", headers={"User-Agent": USER_AGENT})
-    response = connection.getresponse()
-    page = response.read().decode()
-    _cookie_update(jar, response)
-    token = CSRF_INPUT.search(page)
-    if response.status != 200 or not token:
-        raise RuntimeError(f"GET /login answered {response.status} without a CSRF token")
-    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
-    form = {"csrf_token": token.group(1), "email": BENCH_EMAIL, "password": BENCH_PASSWORD}
-    connection.request(
-        "POST",
-        "/login",
-        body=urlencode(form),
-        headers={
-            "User-Agent": USER_AGENT,
-            "Cookie": cookie,
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-    )
-    response = connection.getresponse()
-    response.read()
-    _cookie_update(jar, response)
-    if response.status != 302:
-        raise RuntimeError(f"POST /login answered {response.status}, expected a 302 redirect")
-    return "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
-
-
-def search_headers(cookie: str) -> dict[str, str]:
-    """What htmx sends for the search partial."""
-    return {"Cookie": cookie, "HX-Request": "true", "User-Agent": USER_AGENT}
-
-
-def http_measure(port: int, cookie: str, mix: list[Query], samples: int, results: dict) -> None:
-    """Sequential partial requests per kind (one connection, keep-alive), client-side timing."""
-    say(f"\n== HTTP search partial per kind (1 connection, {samples} requests per kind)")
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = search_headers(cookie)
-
-    def fetch(query: Query) -> float:
-        started = time.perf_counter()
-        connection.request("GET", query.path, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status != 200 or b'id="customer-results"' not in body or b"<html" in body:
-            raise RuntimeError(f"{query.path} answered {response.status} without the partial")
-        return elapsed
-
-    for query in mix:  # warm-up and check: every query answers the partial
-        fetch(query)
-    for kind, result in results.items():
-        queries = [query for query in mix if query.kind == kind]
-        result.http_ms = [fetch(queries[number % len(queries)]) for number in range(samples)]
-        say(
-            f"  {kind:<16} p50 {percentile(result.http_ms, 50):7.1f} ms   "
-            f"p95 {percentile(result.http_ms, 95):7.1f} ms"
-        )
-
-
-WRK_SCRIPT = """
-local paths = {%(paths)s}
-local headers = {%(headers)s}
-local thread_count = 0
-local position = nil
-
-function setup(thread)
-  thread:set("start", thread_count * 37)
-  thread_count = thread_count + 1
-end
-
-function request()
-  position = ((position or start or 0) %% #paths) + 1
-  return wrk.format("GET", paths[position], headers)
-end
-
-function done(summary, latency, requests)
-  local errors = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %%d, "duration_us": %%d, "errors": %%d,' ..
-    ' "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
-    summary.requests, summary.duration,
-    errors.connect + errors.read + errors.write + errors.status + errors.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
-end
-"""
-
-
-def _lua_string(text: str) -> str:
-    if not text.isascii() or '"' in text or "\\" in text:
-        raise ValueError(f"not a plain ASCII Lua string: {text!r}")
-    return f'"{text}"'
-
-
-def _log_statuses(log_path: Path, offset: int) -> Counter:
-    """HTTP statuses of the portal's request log lines written after `offset`."""
-    statuses = Counter()
-    with log_path.open("rb") as log:
-        log.seek(offset)
-        for line in log:
-            if b'"message": "request"' in line:
-                try:
-                    statuses[json.loads(line)["status"]] += 1
-                except (ValueError, KeyError):
-                    continue
-    return statuses
-
-
-def wrk_run(label: str, port: int, paths: list[str], headers: dict, connections: int, args, log):
-    """Drive 127.0.0.1:port with wrk for args.duration seconds, rotating through paths."""
-    script = WRK_SCRIPT % {
-        "paths": ", ".join(_lua_string(path) for path in paths),
-        "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()),
-    }
-    offset = log.stat().st_size if log else 0
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    try:
-        completed = subprocess.run(  # noqa: S603 - fixed binary, loopback URL
-            [
-                args.wrk,
-                "-t",
-                str(min(args.wrk_threads, connections)),
-                "-c",
-                str(connections),
-                "-d",
-                f"{args.duration}s",
-                "--timeout",
-                "10s",
-                "-s",
-                handle.name,
-                f"http://127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=args.duration + 60,
-            check=False,
-        )
-    finally:
-        os.unlink(handle.name)
-    line = next(
-        (line for line in completed.stdout.splitlines() if line.startswith("BENCH_JSON ")), None
-    )
-    if completed.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.strip()}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
-    result = WrkResult(
-        label,
-        connections,
-        data["requests"],
-        data["duration_us"] / 1e6,
-        data["p50_us"] / 1000,
-        data["p95_us"] / 1000,
-        data["p99_us"] / 1000,
-        data["errors"],
-        _log_statuses(log, offset) if log else Counter(),
-    )
-    statuses = ", ".join(f"{code}: {n}" for code, n in sorted(result.statuses.items()))
-    say(
-        f"  {label:<36} c={connections:<2} {result.rps:8.1f} req/s   p50 {result.p50_ms:7.1f}"
-        f"   p95 {result.p95_ms:7.1f}   p99 {result.p99_ms:7.1f} ms   errors {result.errors}"
-        + (f"   statuses {{{statuses}}}" if statuses else "")
-    )
-    return result
-
-
-def http_benchmark(urls, mix: list[Query], results: dict, args) -> dict[str, WrkResult]:
+def http_benchmark(urls, mix: list[Query], results: dict, args) -> dict:
     """Serve the portal and the baseline with gunicorn and load both with wrk."""
-    from portal.embedded import free_port
-
     say(
         f"\n== HTTP (gunicorn {args.workers} workers x {args.threads} threads, "
         f"wrk {args.duration} s per run)"
     )
-    env = os.environ | urls.environ() | {"PORTAL_ENV": "development"}
-    portal_port, baseline_port = free_port(), free_port()
-    portal_log = args.data_dir / "gunicorn-portal.log"
-    baseline_log = args.data_dir / "gunicorn-baseline.log"
-    processes = []
-    try:
-        processes.append(gunicorn_start("portal.wsgi:app", portal_port, env, portal_log, args))
-        processes.append(
-            gunicorn_start("bench.baseline_app:app", baseline_port, env, baseline_log, args)
-        )
-        wait_ready(portal_port, "/healthz", processes[0], portal_log)
-        wait_ready(baseline_port, "/", processes[1], baseline_log)
-        cookie = login(portal_port)
+    with portal_and_baseline(
+        urls, args.data_dir, workers=args.workers, threads=args.threads
+    ) as servers:
+        cookie = login(servers.portal_port, BENCH_EMAIL, BENCH_PASSWORD)
+        headers = page_headers(cookie, htmx=True)
         say(f"  logged in as {BENCH_EMAIL} through the login form; logs in {args.data_dir}")
-        http_measure(portal_port, cookie, mix, args.http_samples, results)
+
+        def partial(path, status, body):
+            if b'id="customer-results"' not in body or b"<html" in body:
+                raise RuntimeError(f"{path} answered {status} without the partial")
+
+        say(f"\n== HTTP search partial per kind (1 connection, {args.http_samples} per kind)")
+        for kind, result in results.items():
+            paths = [query.path for query in mix if query.kind == kind]
+            result.http_ms = http_timings(
+                servers.portal_port, paths, headers, args.http_samples, partial
+            )
+            say(
+                f"  {kind:<16} p50 {percentile(result.http_ms, 50):7.1f} ms   "
+                f"p95 {percentile(result.http_ms, 95):7.1f} ms"
+            )
 
         paths = [query.path for query in mix]
         random.Random(args.seed).shuffle(paths)
-        headers = search_headers(cookie)
         say("\n== wrk")
-        light = 1  # one member of staff typing: latency without queueing
-        warm = {"duration": min(5, args.duration)}
-        warm_args = argparse.Namespace(**(vars(args) | warm))
-        wrk_run("warm-up (not counted)", baseline_port, ["/"], headers, light, warm_args, None)
-        wrk_run("warm-up (not counted)", portal_port, paths, headers, light, warm_args, portal_log)
+        wrk_warm_up(servers, paths, headers, args)
+        log = servers.portal_log
         runs = {
             "baseline": wrk_run(
                 "baseline: one query + template",
-                baseline_port,
+                servers.baseline_port,
                 ["/"],
-                headers,
+                {},
                 args.connections,
                 args,
                 None,
             ),
             "search": wrk_run(
                 "search partial, query mix",
-                portal_port,
+                servers.portal_port,
                 paths,
                 headers,
                 args.connections,
                 args,
-                portal_log,
+                log,
             ),
             "search_light": wrk_run(
-                "search partial, query mix", portal_port, paths, headers, light, args, portal_log
+                "search partial, query mix", servers.portal_port, paths, headers, 1, args, log
             ),
-            "search_keys": wrk_run(
-                "search partial, phone/document only",
-                portal_port,
-                [query.path for query in mix if query.kind in KEY_KINDS],
+        }
+        for group, kinds in KEY_GROUPS.items():
+            runs[group] = wrk_run(
+                f"search partial, {group}",
+                servers.portal_port,
+                [query.path for query in mix if query.kind in kinds],
                 headers,
                 args.connections,
                 args,
-                portal_log,
-            ),
-        }
-        for key in ("search", "search_light", "search_keys"):
-            if set(runs[key].statuses) - {200}:
-                say(f"  WARNING: {runs[key].label} got non-200 statuses: {runs[key].statuses}")
+                log,
+            )
         return runs
-    finally:
-        for process in processes:
-            process_stop(process)
 
 
 # --- summary ---------------------------------------------------------------------------------
 
 
-def summary_print(results: dict, runs: dict[str, WrkResult] | None, customers: int) -> bool:
-    """The targets table; True when every measured target passed."""
-    searches = [ms for kind, result in results.items() for ms in result.search_ms]
-    sql_p95 = percentile(searches, 95)
-    slow = [kind for kind, r in results.items() if percentile(r.search_ms, 95) > SQL_TARGET_MS]
+def summary_print(results: dict, runs: dict | None, customers: int) -> bool:
+    """The targets of the issue's table for search, each PASS or FAIL."""
+    targets = []
+    for kind in NAME_KINDS:
+        targets.append(
+            Target.at_most(
+                f"SQL p95, {kind}", percentile(results[kind].search_ms, 95), SQL_TARGET_MS
+            )
+        )
     bad_plans = [kind for kind, result in results.items() if result.plan_ok is False]
-    rows = [
-        (
-            "SQL alone p95, whole mix (page query)",
-            f"{sql_p95:.1f} ms",
-            f"<= {SQL_TARGET_MS:.0f} ms",
-            verdict(sql_p95 <= SQL_TARGET_MS),
-        ),
-        (
-            "SQL alone p95, kinds over target",
-            ", ".join(slow) or "none",
-            "none",
-            verdict(not slow),
-        ),
-        (
+    targets.append(
+        Target(
             "plans use indexes (no Seq Scan on customers)",
             f"{len(results) - len(bad_plans)}/{len(results)} kinds",
             "all kinds",
             verdict(not bad_plans),
-        ),
-    ]
+        )
+    )
     if runs:
-        light, loaded, baseline = runs["search_light"], runs["search"], runs["baseline"]
-        keys = runs["search_keys"]
-        ratio = loaded.rps / baseline.rps if baseline.rps else 0.0
-        keys_ratio = keys.rps / baseline.rps if baseline.rps else 0.0
-        http_slow = [
-            kind for kind, r in results.items() if percentile(r.http_ms, 95) > HTTP_TARGET_MS
-        ]
-        rows += [
-            (
-                f"HTTP search partial p95, mix, c={light.connections} (wrk)",
-                f"{light.p95_ms:.1f} ms",
-                f"<= {HTTP_TARGET_MS:.0f} ms",
-                verdict(light.p95_ms <= HTTP_TARGET_MS),
-            ),
-            (
-                "HTTP p95 per kind, kinds over target",
-                ", ".join(http_slow) or "none",
-                "none",
-                verdict(not http_slow),
-            ),
-            (
-                f"throughput search / baseline, c={loaded.connections}",
-                f"{ratio:.2f} ({loaded.rps:.0f} / {baseline.rps:.0f} req/s)",
-                f">= {THROUGHPUT_TARGET:.2f}",
-                verdict(ratio >= THROUGHPUT_TARGET),
-            ),
-            (
-                f"(info) throughput phone/document only / baseline, c={keys.connections}",
-                f"{keys_ratio:.2f} ({keys.rps:.0f} / {baseline.rps:.0f} req/s)",
-                "-",
-                "-",
-            ),
-            (
-                f"(info) HTTP search partial p95 at c={loaded.connections}",
-                f"{loaded.p95_ms:.1f} ms",
-                "-",
-                "-",
-            ),
-        ]
-    width = max(len(row[0]) for row in rows)
-    measured = max(len(row[1]) for row in rows)
-    say(f"\n== Summary ({customers:,} customers in the main organization)")
-    say(f"  {'target':<{width}}  {'measured':<{measured}}  {'goal':<10}  result")
-    say(f"  {'-' * width}  {'-' * measured}  {'-' * 10}  ------")
-    for name, value, goal, result in rows:
-        say(f"  {name:<{width}}  {value:<{measured}}  {goal:<10}  {result}")
-    return all(row[3] != "FAIL" for row in rows)
+        for kind in NAME_KINDS:
+            targets.append(
+                Target.at_most(
+                    f"HTTP p95 c=1, {kind}",
+                    percentile(results[kind].http_ms, 95),
+                    NAME_HTTP_TARGET_MS,
+                )
+            )
+        baseline = runs["baseline"]
+        for group, kinds in KEY_GROUPS.items():
+            timings = [ms for kind in kinds for ms in results[kind].http_ms]
+            targets.append(
+                Target.at_most(
+                    f"HTTP p95 c=1, {group}", percentile(timings, 95), KEY_HTTP_TARGET_MS
+                )
+            )
+            targets.append(
+                Target.ratio(
+                    f"throughput c=8 / baseline, {group}",
+                    runs[group],
+                    baseline,
+                    KEY_THROUGHPUT_TARGET,
+                )
+            )
+        targets.append(
+            Target.at_most(
+                "HTTP p95 c=1 (wrk), whole mix", runs["search_light"].p95_ms, MIX_HTTP_TARGET_MS
+            )
+        )
+        targets.append(
+            Target.ratio(
+                "throughput c=8 / baseline, whole mix",
+                runs["search"],
+                baseline,
+                MIX_THROUGHPUT_TARGET,
+            )
+        )
+        targets.append(
+            Target("(info) HTTP p95 at c=8, whole mix", f"{runs['search'].p95_ms:.1f} ms", "-", "-")
+        )
+    return targets_print(f"Summary ({customers:,} customers in the main organization)", targets)
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -927,18 +707,13 @@ def arguments(argv: list[str] | None):
     parser.add_argument("--per-kind", type=int, default=20, help="queries of each kind")
     parser.add_argument("--rounds", type=int, default=5, help="SQL passes over the mix")
     parser.add_argument("--http-samples", type=int, default=40, help="HTTP requests per kind")
-    parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections (loaded)")
-    parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    wrk_arguments(parser)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-http", action="store_true", help="SQL and plans only")
     parser.add_argument(
         "--explain-analyze", action="store_true", help="also EXPLAIN ANALYZE one query per kind"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
-    parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()
     if not args.no_http and not shutil.which(args.wrk):
@@ -954,12 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the whole benchmark and print the summary."""
     args = arguments(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # so finally blocks and atexit stop the servers
-    from portal.embedded import services_start
-
     started = time.monotonic()
-    args.data_dir.mkdir(parents=True, exist_ok=True)
     say(f"== Servers (data in {args.data_dir})")
-    urls = services_start(args.data_dir, database="portal_bench")
+    urls = services(args.data_dir, "portal_bench")
     app = portal_app(urls)
     owner_engine = sa.create_engine(urls.database_owner_url, poolclass=sa.pool.NullPool)
     app_engine = sa.create_engine(urls.database_url, poolclass=sa.pool.NullPool)
@@ -971,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
         results = sql_measure(app_engine, mix, args.rounds, args.seed)
         plans_check(app_engine, mix, results)
         if args.explain_analyze:
-            plans_analyze(urls.database_owner_url, mix)
+            plans_analyze(owner_engine, mix)
         runs = None if args.no_http else http_benchmark(urls, mix, results, args)
         passed = summary_print(results, runs, counts[MAIN_ORG[0]])
     except KeyboardInterrupt:

@@ -37,19 +37,18 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from bench.events import (
+from bench.events import wait_workers_ready, worker_start
+from bench.harness import (
     PROJECT_ROOT,
     child_environ,
     organization_ensure,
     owner_engine_for,
     portal_app,
-    process_stop,
     say,
     schema_rebuild,
     services,
-    wait_workers_ready,
-    worker_start,
 )
+from portal.embedded import process_stop
 
 JOB = "portal.segments.jobs:segments_recompute_job"
 TARGET_SECONDS = 60.0

@@ -104,6 +104,12 @@ def upgrade():
         $$
         """
     )
+    search_functions_create()
+    op.execute(f"GRANT EXECUTE ON FUNCTION search_normalize(TEXT) TO {app_role()}")
+
+
+def search_functions_create():
+    """customer_search_sql() and the customer_search / customer_search_explain functions."""
     op.execute(
         r"""
         CREATE FUNCTION customer_search_sql() RETURNS TEXT
@@ -224,7 +230,6 @@ def upgrade():
         )
         op.execute(f"REVOKE ALL ON FUNCTION {name} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {name} TO {app_role()}")
-    op.execute(f"GRANT EXECUTE ON FUNCTION search_normalize(TEXT) TO {app_role()}")
 
 
 def downgrade():

@@ -135,6 +135,19 @@ def _search_function(filters: SearchFilters, *, after=(None, None), limit: int |
     )
 
 
+def _count_function(filters: SearchFilters, *, cap: int):
+    return sa.select(
+        sa.func.customer_search_count(
+            filters.query,
+            filters.status,
+            filters.customer_type,
+            filters.loyalty_tier,
+            filters.segment,
+            cap,
+        )
+    )
+
+
 def _parse_cursor(cursor: str | None) -> tuple:
     """(sort key text, customer id) of a page cursor; ValueError when it was tampered with."""
     if not cursor:
@@ -189,9 +202,8 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
 def customer_match_count(filters: SearchFilters, *, cap: int = COUNT_CAP) -> int:
     """How many customers the search finds, counted up to cap + 1 ("more than 1000")."""
     if filters.query:
-        statement = _search_function(filters, limit=cap + 1)
-    else:
-        statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
+        return db.session.scalar(_count_function(filters, cap=cap + 1))
+    statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
     return db.session.scalar(
         sa.select(sa.func.count()).select_from(statement.limit(cap + 1).subquery())
     )
