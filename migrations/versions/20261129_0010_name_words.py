@@ -14,7 +14,7 @@ inserts and deletes, so bulk loads stay fast). The search still runs inside the 
 DEFINER functions, which filter by the caller's organization themselves (see 0002).
 
 Revision ID: 0010_name_words
-Revises: 0005_staff_session_cutoff
+Revises: 0009_event_keys
 Create Date: 2026-11-29
 """
 
