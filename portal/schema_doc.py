@@ -40,7 +40,8 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
 """
 CONSTRAINTS = """
 SELECT conname, pg_get_constraintdef(oid) AS definition,
-       CASE WHEN contype IN ('p', 'u', 'x') THEN obj_description(conindid, 'pg_class') END AS comment
+       CASE WHEN contype IN ('p', 'u', 'x')
+            THEN obj_description(conindid, 'pg_class') END AS comment
   FROM pg_constraint
  WHERE conrelid = :oid AND contype IN ('p', 'u', 'f', 'c', 'x')
  ORDER BY contype = 'p' DESC, conname
