@@ -51,13 +51,28 @@ _APPLY_ORDERS = sa.text(
     WHERE purchases.event_occurred_at < excluded.event_occurred_at
     """
 )
+# Before an order batch: its customers, locked in id order. A second worker with orders of the
+# same customers waits here until this batch commits, so its own last-purchase statement (a new
+# snapshot in READ COMMITTED) sees these purchases too; without the lock, two batches could each
+# write the maximum of only their own purchases.
+_LOCK_CUSTOMERS = sa.text(
+    """
+    SELECT FROM customers WHERE customer_id = ANY(CAST(:customers AS uuid[]))
+    ORDER BY customer_id FOR NO KEY UPDATE
+    """
+)
+# Only customers whose last purchase changed are written (an update of an indexed column).
 _LAST_PURCHASE = sa.text(
     """
-    UPDATE customers c SET last_purchase_at = (
-        SELECT max(p.completed_at) FROM purchases p
-        WHERE p.customer_id = c.customer_id AND p.status = 'completed'
-    )
-    WHERE c.customer_id = ANY(CAST(:customers AS uuid[]))
+    UPDATE customers c SET last_purchase_at = latest.completed_at
+    FROM (
+        SELECT u.customer_id,
+               (SELECT max(p.completed_at) FROM purchases p
+                WHERE p.customer_id = u.customer_id AND p.status = 'completed') AS completed_at
+        FROM unnest(CAST(:customers AS uuid[])) AS u(customer_id)
+    ) latest
+    WHERE c.customer_id = latest.customer_id
+      AND c.last_purchase_at IS DISTINCT FROM latest.completed_at
     """
 )
 
@@ -129,6 +144,9 @@ def process_events(event_ids: list[str]) -> dict:
     ).all()
     tiers = [row for row in rows if row.verdict is None and row.event_type == TIER_EVENT]
     orders = [row for row in rows if row.verdict is None and row.event_type != TIER_EVENT]
+    if orders:
+        customers = sorted({row.customer_id for row in tiers + orders})
+        db.session.execute(_LOCK_CUSTOMERS, {"customers": customers})
     if tiers:
         db.session.execute(
             _APPLY_TIERS,
@@ -151,7 +169,9 @@ def process_events(event_ids: list[str]) -> dict:
                 "times": [row.occurred_at for row in orders],
             },
         )
-        db.session.execute(_LAST_PURCHASE, {"customers": [row.customer_id for row in orders]})
+        db.session.execute(
+            _LAST_PURCHASE, {"customers": sorted({row.customer_id for row in orders})}
+        )
         from portal.segments.jobs import segments_recompute_soon
 
         segments_recompute_soon()
