@@ -93,7 +93,7 @@ _CLAIM = sa.text(
     checked AS (
         SELECT event_id, event_type, occurred_at, data, CASE
             WHEN jsonb_typeof(data -> 'customer_id') IS DISTINCT FROM 'string'
-              OR NOT pg_input_is_valid(data ->> 'customer_id', 'uuid')
+              OR NOT input_is_valid(data ->> 'customer_id', 'uuid')
                 THEN 'customer_id falta o no es un UUID'
             WHEN event_type = :tier_event THEN CASE
                 WHEN jsonb_typeof(data -> 'new_tier') IS DISTINCT FROM 'string'
@@ -101,17 +101,17 @@ _CLAIM = sa.text(
                     THEN 'nivel desconocido: ' || left(coalesce(data ->> 'new_tier', 'None'), 40)
                 END
             WHEN jsonb_typeof(data -> 'order_id') IS DISTINCT FROM 'string'
-              OR NOT pg_input_is_valid(data ->> 'order_id', 'uuid')
+              OR NOT input_is_valid(data ->> 'order_id', 'uuid')
                 THEN 'order_id falta o no es un UUID'
             WHEN coalesce(jsonb_typeof(data -> 'total'), '') NOT IN ('string', 'number')
-              OR NOT pg_input_is_valid(data ->> 'total', 'numeric')
+              OR NOT input_is_valid(data ->> 'total', 'numeric')
                 THEN 'total inválido'
             WHEN NOT (data ->> 'total')::numeric BETWEEN 0 AND 9999999999.99
               OR (data ->> 'total')::numeric = 'NaN'
                 THEN 'total inválido'
             WHEN jsonb_typeof(data -> 'completed_at') IS DISTINCT FROM 'string'
               OR data ->> 'completed_at' !~ '^\d{4}-\d{2}-\d{2}.*(Z|[+-]\d{2}(:?\d{2})?)$'
-              OR NOT pg_input_is_valid(data ->> 'completed_at', 'timestamptz')
+              OR NOT input_is_valid(data ->> 'completed_at', 'timestamptz')
                 THEN 'completed_at inválido (ISO 8601 con zona horaria)'
         END AS reason
         FROM claimed
