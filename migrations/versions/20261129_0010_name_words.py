@@ -223,7 +223,13 @@ def _search_functions_create():
             filters TEXT;
             after_email TEXT;
             after_activity TIMESTAMPTZ;
-            branches TEXT[] := '{{}}';
+            after_phone TEXT;
+            after_document TEXT;
+            key_ranks FLOAT8[] := '{{}}';
+            key_conditions TEXT[] := '{{}}';
+            key_orders TEXT[] := '{{}}';
+            key_cursors TEXT[] := '{{}}';
+            key_sql TEXT;
             typed TEXT[];
             typed_count INTEGER;
             candidate_positions INTEGER[];
@@ -253,7 +259,8 @@ def _search_functions_create():
                 || ' AND s.customer_id = c.customer_id), ''new'') = ' || quote_literal(p_segment)
             );
             IF p_after_id IS NOT NULL THEN
-                SELECT c.email, c.activity_at INTO after_email, after_activity
+                SELECT c.email, c.activity_at, c.phone_digits, c.document_key
+                INTO after_email, after_activity, after_phone, after_document
                 FROM public.customers c
                 WHERE c.organization_id = org AND c.customer_id = p_after_id;
                 IF NOT FOUND THEN
@@ -281,46 +288,53 @@ def _search_functions_create():
                 RETURN;
             END IF;
 
-            -- A phone in any format (digits compared, with or without Panama's 507) and a
-            -- document number (the exact one first, then prefixes): ranks 2.0 to 2.7.
-            IF length(terms.digits) >= 3 AND terms.normalized ~ '^[0-9 +().-]+$' THEN
-                branches := branches || format(
-                    'SELECT c.customer_id, 2.5::float8 AS rank FROM public.customers c'
-                    ' WHERE c.organization_id = %L'
-                    ' AND (c.phone_digits LIKE %L OR c.phone_digits LIKE %L)',
-                    org, terms.digits || '%', '507' || terms.digits || '%');
-            END IF;
+            -- A document number (the exact one first, then prefixes) and a phone in any format
+            -- (digits compared, with or without Panama's 507): one statement per rank, each read
+            -- in its index's order with a LIMIT, a customer listed under its best key only.
             IF length(terms.document) >= 2 AND terms.document ~ '[0-9]'
                AND strpos(terms.normalized, '@') = 0 THEN
-                branches := branches || format(
-                    'SELECT c.customer_id,'
-                    ' CASE WHEN c.document_key = %L THEN 2.7 ELSE 2.0 END::float8 AS rank'
-                    ' FROM public.customers c'
-                    ' WHERE c.organization_id = %L AND c.document_key LIKE %L',
-                    terms.document, org, terms.document || '%');
+                key_ranks := key_ranks || 2.7::float8;
+                key_conditions := key_conditions || format('c.document_key = %L', terms.document);
+                key_orders := key_orders || 'c.customer_id DESC'::text;
+                key_cursors := key_cursors || format('c.customer_id < %L::uuid', p_after_id);
             END IF;
-            IF cardinality(branches) > 0 THEN
-                IF p_after_rank IS NULL OR p_after_rank >= 2 THEN
-                    purpose := 'page';
-                    statement := format(
-                        'SELECT k.customer_id, max(k.rank) AS rank FROM (%s) AS k'
-                        ' JOIN public.customers c'
-                        ' ON c.organization_id = %L AND c.customer_id = k.customer_id'
-                        ' WHERE true%s GROUP BY k.customer_id HAVING true%s'
-                        ' ORDER BY 2 DESC, 1 DESC LIMIT $1',
-                        array_to_string(branches, ' UNION ALL '), org, filters,
-                        CASE WHEN p_after_id IS NOT NULL THEN format(
-                            ' AND (max(k.rank), k.customer_id) < (%L::float8, %L::uuid)',
-                            p_after_rank, p_after_id) END);
-                    RETURN NEXT;
-                END IF;
+            IF length(terms.digits) >= 3 AND terms.normalized ~ '^[0-9 +().-]+$' THEN
+                key_ranks := key_ranks || ARRAY[2.5, 2.4]::float8[];
+                key_conditions := key_conditions || ARRAY[
+                    format('c.phone_digits LIKE %L', terms.digits || '%'),
+                    format('c.phone_digits LIKE %L', '507' || terms.digits || '%')];
+                key_orders := key_orders
+                    || array_fill('c.phone_digits USING OPERATOR(pg_catalog.~<~)'::text, ARRAY[2]);
+                key_cursors := key_cursors || array_fill(
+                    format('c.phone_digits OPERATOR(pg_catalog.~>~) %L', after_phone), ARRAY[2]);
+            END IF;
+            IF 2.7::float8 = ANY (key_ranks) THEN
+                key_ranks := key_ranks || 2.0::float8;
+                key_conditions := key_conditions
+                    || format('c.document_key LIKE %L', terms.document || '%');
+                key_orders := key_orders || 'c.document_key USING OPERATOR(pg_catalog.~<~)'::text;
+                key_cursors := key_cursors
+                    || format('c.document_key OPERATOR(pg_catalog.~>~) %L', after_document);
+            END IF;
+            FOR i IN 1..coalesce(cardinality(key_ranks), 0) LOOP
+                key_sql := key_conditions[i] || CASE WHEN i > 1 THEN
+                    ' AND NOT (' || array_to_string(key_conditions[1:i - 1], ' OR ') || ')'
+                    ELSE '' END || filters;
                 purpose := 'count';
                 statement := format(
-                    'SELECT k.customer_id FROM (%s) AS k JOIN public.customers c'
-                    ' ON c.organization_id = %L AND c.customer_id = k.customer_id WHERE true%s',
-                    array_to_string(branches, ' UNION ALL '), org, filters);
+                    'SELECT c.customer_id FROM public.customers c'
+                    ' WHERE c.organization_id = %L AND %s', org, key_sql);
                 RETURN NEXT;
-            END IF;
+                CONTINUE WHEN key_ranks[i] > p_after_rank;  -- listed before the cursor
+                purpose := 'page';
+                statement := format(
+                    'SELECT c.customer_id, %L::float8 AS rank FROM public.customers c'
+                    ' WHERE c.organization_id = %L AND %s%s ORDER BY %s LIMIT $1',
+                    key_ranks[i], org, key_sql,
+                    CASE WHEN key_ranks[i] = p_after_rank THEN ' AND ' || key_cursors[i] END,
+                    key_orders[i]);
+                RETURN NEXT;
+            END LOOP;
 
             -- Names: every typed word (digits too) must match one of its dictionary candidates.
             -- A phone or document number (only digits and separators: 7 digits or more, or
