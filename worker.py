@@ -14,7 +14,7 @@ from portal import create_app
 from portal.credit.jobs import overdue_sweep
 from portal.events.jobs import inbox_sweep
 from portal.segments.jobs import segments_nightly
-from portal.tasks import queue
+from portal.tasks import cron_run, queue
 
 # Cron times are UTC: 07:00 is 02:00 in Panama, 11:00 is 06:00 (before branches open).
 SCHEDULE = [
@@ -22,6 +22,13 @@ SCHEDULE = [
     (segments_nightly, "0 7 * * *"),
     (overdue_sweep, "0 11 * * *"),
 ]
+
+
+def schedule_register(scheduler: CronScheduler, queue_name: str) -> None:
+    """Register the cron schedule; safe to run twice, cron_run lets one job per tick through."""
+    for function, cron in SCHEDULE:
+        path = f"{function.__module__}:{function.__name__}"
+        scheduler.register(cron_run, queue_name, args=(path,), cron=cron, name=function.__name__)
 
 
 def main() -> None:
@@ -37,8 +44,7 @@ def main() -> None:
             scheduler = CronScheduler(
                 connection=portal_queue.connection, logging_level=app.config["LOG_LEVEL"]
             )
-            for function, cron in SCHEDULE:
-                scheduler.register(function, portal_queue.name, cron=cron)
+            schedule_register(scheduler, portal_queue.name)
             log.info("scheduler starting", extra={"jobs": [f.__name__ for f, _ in SCHEDULE]})
             scheduler.start()
             return

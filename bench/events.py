@@ -6,7 +6,8 @@ loads N customers into one organization, starts K `python worker.py` processes a
 127.0.0.1, then POSTs signed batches of 1,000 `pricing.loyalty.tier_changed` events from a few
 client threads and waits until no inbox row is left `received`. It prints the HTTP ingest rate,
 the end-to-end rate (first POST to last event processed), where the CPU went, and PASS/FAIL
-against the product target (2,000 tier events/s end to end). See docs/benchmarks-worker.md.
+against the product target (10,000 events/s end to end, tiers and orders alike). `--kind orders`
+sends order events instead. See docs/benchmarks-worker.md.
 
 The generic helpers here (servers, app, worker and gunicorn processes) are reused by
 bench/segments.py.
@@ -48,7 +49,7 @@ from portal.embedded import process_stop
 ORG_ID = uuid.UUID("00000000-0000-4000-8000-00000000e001")
 TIER_EVENT = "pricing.loyalty.tier_changed"
 TIERS = ["bronze", "silver", "gold", "platinum"]
-TARGET_EVENTS_PER_SECOND = 2000.0
+TARGET_EVENTS_PER_SECOND = 10_000.0
 
 
 def worker_start(env: dict, log_path: Path) -> subprocess.Popen:
@@ -129,33 +130,71 @@ def customers_load(organization_id: uuid.UUID, count: int, chunk: int = 50_000) 
 
 
 def event_batches(
-    organization_id: uuid.UUID, customer_ids: list[uuid.UUID], total: int, size: int, seed: int
-) -> tuple[list[bytes], dict[uuid.UUID, str]]:
-    """JSON bodies of `size` tier events each, and the tier every customer must end with."""
-    # occurred_at grows with every event, so a customer's last event is the one that must win
-    # whichever order the workers apply the batches in.
+    organization_id: uuid.UUID,
+    customer_ids: list[uuid.UUID],
+    total: int,
+    size: int,
+    seed: int,
+    kind: str = "tiers",
+) -> tuple[list[bytes], dict]:
+    """JSON bodies of `size` events each, and the final state they must leave.
+
+    tiers: tier changes; the expected state is each customer's last tier. orders: new completed
+    orders, one in five events cancelling an earlier order instead; the expected state is each
+    order's (customer, status, completed_at).
+    """
+    # occurred_at grows with every event, so the last event about a customer (or an order) is
+    # the one that must win whichever order the workers apply the batches in.
     rng = random.Random(seed)
     base = datetime.now(UTC) - timedelta(days=1)
     organization = str(organization_id)
-    expected: dict[uuid.UUID, str] = {}
+    expected: dict = {}
     bodies = []
     for start in range(0, total, size):
         events = []
         for number in range(start, min(start + size, total)):
-            customer_id = rng.choice(customer_ids)
-            old, new = rng.sample(TIERS, 2)
-            expected[customer_id] = new
+            occurred = (base + timedelta(milliseconds=number)).isoformat()
+            if kind == "tiers":
+                customer_id = rng.choice(customer_ids)
+                old, new = rng.sample(TIERS, 2)
+                expected[customer_id] = new
+                event_type = TIER_EVENT
+                data = {"customer_id": str(customer_id), "old_tier": old, "new_tier": new}
+            elif expected and rng.random() < 0.2:
+                order_id = rng.choice(list(expected)[-5000:])
+                customer_id, _, completed_at = expected[order_id]
+                expected[order_id] = (customer_id, "cancelled", completed_at)
+                event_type = "orders.order.cancelled"
+                data = _order_data(order_id, customer_id, completed_at)
+            else:
+                order_id, customer_id = (
+                    uuid.UUID(int=rng.getrandbits(128) | (4 << 76)),
+                    rng.choice(customer_ids),
+                )
+                expected[order_id] = (customer_id, "completed", occurred)
+                event_type = "orders.order.completed"
+                data = _order_data(order_id, customer_id, occurred)
             events.append(
                 {
                     "event_id": str(uuid.UUID(int=rng.getrandbits(128) | (4 << 76))),
-                    "event_type": TIER_EVENT,
-                    "occurred_at": (base + timedelta(milliseconds=number)).isoformat(),
+                    "event_type": event_type,
+                    "occurred_at": occurred,
                     "organization_id": organization,
-                    "data": {"customer_id": str(customer_id), "old_tier": old, "new_tier": new},
+                    "data": data,
                 }
             )
         bodies.append(json.dumps(events, separators=(",", ":")).encode())
     return bodies, expected
+
+
+def _order_data(order_id: uuid.UUID, customer_id: uuid.UUID, completed_at: str) -> dict:
+    total = f"{(order_id.int % 50_000) / 100 + 1:.2f}"
+    return {
+        "order_id": str(order_id),
+        "customer_id": str(customer_id),
+        "total": total,
+        "completed_at": completed_at,
+    }
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -267,6 +306,31 @@ def tiers_check(app, organization_id: uuid.UUID, expected: dict[uuid.UUID, str])
     return wrong + len(set(actual) - set(expected))
 
 
+def orders_check(app, organization_id: uuid.UUID, expected: dict) -> int:
+    """Orders whose stored status is not their latest event's, plus customers whose last
+    purchase is not their latest completed order (read as the app role)."""
+    from portal.db import organization_scope
+    from portal.extensions import db
+
+    with app.app_context(), organization_scope(organization_id):
+        stored = dict(db.session.execute(sa.text("SELECT order_id, status FROM purchases")).all())
+        last = dict(
+            db.session.execute(sa.text("SELECT customer_id, last_purchase_at FROM customers")).all()
+        )
+        db.session.rollback()
+    wrong = sum(
+        1 for order_id, (_, status, _) in expected.items() if stored.get(order_id) != status
+    )
+    latest: dict = {customer_id: None for customer_id, _, _ in expected.values()}
+    for customer_id, status, completed_at in expected.values():
+        if status == "completed":
+            when = datetime.fromisoformat(completed_at)
+            latest[customer_id] = max(latest[customer_id] or when, when)
+    # Customers the run sent no order for keep the last purchase the seed data gave them.
+    wrong += sum(1 for customer_id, when in latest.items() if last.get(customer_id) != when)
+    return wrong + len(set(stored) - set(expected))
+
+
 @dataclass
 class LoadResult:
     """What one load run measured."""
@@ -374,7 +438,8 @@ def table_activity(owner: sa.Engine) -> list[tuple]:
             sa.text(
                 "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup,"
                 " (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid)"
-                " FROM pg_stat_user_tables s WHERE relname IN ('customers', 'event_inbox')"
+                " FROM pg_stat_user_tables s"
+                " WHERE relname IN ('customers', 'event_inbox', 'purchases')"
                 " ORDER BY relname"
             )
         ).all()
@@ -395,7 +460,7 @@ def run(args) -> bool:
         f"load average {os.getloadavg()[0]:.1f} before the run"
     )
 
-    say(f"\n== Data: {args.customers:,} customers, {args.events:,} tier events")
+    say(f"\n== Data: {args.customers:,} customers, {args.events:,} {args.kind} events")
     started = time.perf_counter()
     with app.app_context():
         organization_ensure(ORG_ID, "Bench Eventos PA")
@@ -403,7 +468,9 @@ def run(args) -> bool:
         secret = app.config["EVENTS_SECRET"]
     with owner.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("VACUUM (ANALYZE) customers")
-    bodies, expected = event_batches(ORG_ID, customer_ids, args.events, args.batch, args.seed)
+    bodies, expected = event_batches(
+        ORG_ID, customer_ids, args.events, args.batch, args.seed, args.kind
+    )
     say(
         f"  loaded in {time.perf_counter() - started:.1f} s; {len(bodies)} bodies of "
         f"{args.batch} events (~{sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each), "
@@ -414,7 +481,8 @@ def run(args) -> bool:
     client = load.client
     counts = inbox_counts(owner, ORG_ID)
     processed = counts.get("processed", 0)
-    wrong = tiers_check(app, ORG_ID, expected) if processed else None
+    check = tiers_check if args.kind == "tiers" else orders_check
+    wrong = check(app, ORG_ID, expected) if processed else None
     complete = processed == args.events and not client.errors
     say(
         f"  requests: {len(client.latencies_ms)} answered, {client.accepted:,} events accepted, "
@@ -430,7 +498,7 @@ def run(args) -> bool:
     say(f"  inbox at the end: {counts}")
     say(f"  largest backlog seen (rows 'received'): {load.backlog_peak:,} ({load.polls} polls)")
     if wrong is not None:
-        say(f"  customers whose final tier is not their latest event's: {wrong}")
+        say(f"  {args.kind} whose final state is not their latest event's: {wrong}")
 
     say("\n== CPU seconds used during the run (2 cores = 2 CPU-seconds per second at most)")
     for name, seconds in load.cpu.items():
@@ -478,7 +546,7 @@ def run(args) -> bool:
         ]
     rows.append(
         (
-            "events processed / dead / tiers wrong",
+            f"events processed / dead / {args.kind} wrong",
             f"{processed:,} / {counts.get('dead', 0)} / {wrong}",
             f"{args.events:,} / 0 / 0",
             "PASS" if correct else "FAIL",
@@ -517,6 +585,12 @@ def main(argv: list[str] | None = None) -> int:
         help="diagnosis: start the workers only after the last POST (no end-to-end verdict)",
     )
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--kind",
+        choices=["tiers", "orders"],
+        default="tiers",
+        help="tier changes, or orders completed (4 in 5) and cancelled (1 in 5)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= 1000:
         parser.error("--batch must be between 1 and 1000")

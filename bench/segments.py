@@ -361,22 +361,6 @@ def sql_segment_counts(app, organization_id: uuid.UUID) -> dict[str, int]:
 # --- the naive approach: pandas in a separate process ----------------------------------------
 
 
-def ntile(positions, count: int, buckets: int = 5):
-    """PostgreSQL's NTILE for 0-based sorted positions: the first count % buckets get one more."""
-    import numpy as np
-
-    size, extra = divmod(count, buckets)
-    big = extra * (size + 1)
-    return (
-        np.where(
-            positions < big,
-            positions // (size + 1),
-            extra + (positions - big) // max(size, 1),
-        )
-        + 1
-    )
-
-
 def rfm_pandas(organization_id: uuid.UUID) -> dict:
     """Naive RFM: read every purchase into pandas, score and segment there (child process)."""
     import numpy as np
@@ -407,13 +391,17 @@ def rfm_pandas(organization_id: uuid.UUID) -> dict:
         .reset_index()
     )
     del frame
-    stats["key"] = stats["customer_id"].astype(str)  # same order as PostgreSQL's uuid order
     count = len(stats)
-    for score, column in (("r", "last_purchase"), ("f", "orders"), ("m", "value")):
-        order = stats.sort_values([column, "key"], kind="stable").index.to_numpy()
-        positions = np.empty(count, dtype=np.int64)
-        positions[order] = np.arange(count)  # each row's place in ORDER BY column, customer_id
-        stats[score] = ntile(positions, count)
+    # Recency by the day of the last purchase in Panama, as the SQL compares it.
+    stats["day"] = (
+        pd.to_datetime(stats["last_purchase"], utc=True)
+        .dt.tz_convert("America/Panama")
+        .dt.floor("D")
+    )
+    for score, column in (("r", "day"), ("f", "orders"), ("m", "value")):
+        # 1 + floor(5 * percent_rank()); a tie group takes its lowest position
+        position = stats[column].rank(method="min").astype("int64")
+        stats[score] = np.minimum(5, 1 + 5 * (position - 1) // max(count - 1, 1))
     share = (stats["value"].rank(method="min", ascending=False) - 1) / max(count - 1, 1)
     r, f, m = stats["r"], stats["f"], stats["m"]
     segment = np.select(

@@ -88,6 +88,12 @@ class Config:
         self.RQ_QUEUE = env("RQ_QUEUE", "portal")
         self.OVERDUE_SUSPEND_DAYS = int(env("OVERDUE_SUSPEND_DAYS", "30"))
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+        if _env_bool("DATABASE_TRANSACTION_POOLER", False):
+            # pgbouncer in transaction mode (1.18, Debian 12) cannot keep a server-side prepared
+            # statement between transactions; psycopg then sends every statement unprepared.
+            self.SQLALCHEMY_ENGINE_OPTIONS = self.SQLALCHEMY_ENGINE_OPTIONS | {
+                "connect_args": {"prepare_threshold": None}
+            }
         for key, value in overrides.items():
             setattr(self, key, value)
 

@@ -39,7 +39,9 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
  ORDER BY a.attnum
 """
 CONSTRAINTS = """
-SELECT conname, pg_get_constraintdef(oid) AS definition
+SELECT conname, pg_get_constraintdef(oid) AS definition,
+       CASE WHEN contype IN ('p', 'u', 'x')
+            THEN obj_description(conindid, 'pg_class') END AS comment
   FROM pg_constraint
  WHERE conrelid = :oid AND contype IN ('p', 'u', 'f', 'c', 'x')
  ORDER BY contype = 'p' DESC, conname
@@ -95,7 +97,14 @@ def _table_section(connection: sa.Connection, table) -> list[str]:
             f" | {_cell(column.default)} | {_cell(column.comment)} |"
         )
     sections = [
-        ("Constraints", CONSTRAINTS, lambda row: f"- `{row.conname}`: `{row.definition}`"),
+        (
+            "Constraints",
+            CONSTRAINTS,
+            lambda row: (
+                f"- `{row.conname}`: `{row.definition}`"
+                + (f" — {row.comment}" if row.comment else "")
+            ),
+        ),
         (
             "Indexes",
             INDEXES,

@@ -1,15 +1,19 @@
 """Redis and RQ: jobs take ids and run inside their organization's scope."""
 
 import importlib
+import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 
 from portal.db import organization_scope
 from portal.extensions import db
+
+log = logging.getLogger(__name__)
+CRON_LOCK_KEY = "portal:cron:{}:{:%Y%m%dT%H%M}"
 
 
 def redis_connection() -> Redis:
@@ -64,3 +68,19 @@ def run_scoped(function_path: str, organization_id: str, kwargs: dict):
         finally:
             db.session.remove()
     return result
+
+
+def cron_run(function_path: str):
+    """Worker side of a cron job: run it once per cron tick however many schedulers enqueued it.
+
+    Every scheduler enqueues at the same tick (the minute the cron names), so the first job of
+    that minute takes a Redis lock for it and the others return without running.
+    """
+    job = get_current_job()
+    enqueued = job.enqueued_at if job is not None and job.enqueued_at else datetime.now(UTC)
+    key = CRON_LOCK_KEY.format(function_path, enqueued.replace(second=0, microsecond=0))
+    if not redis_connection().set(key, 1, nx=True, ex=2 * 24 * 3600):
+        log.info("cron job already run for this tick", extra={"job": function_path})
+        return None
+    module_name, function_name = function_path.split(":")
+    return getattr(importlib.import_module(module_name), function_name)()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from rq import SimpleWorker
 
 from portal.events.ingest import signature_for
+from portal.events.jobs import _APPLY_TIERS
 from portal.events.models import InboxEvent, Purchase
 from portal.extensions import db
 from portal.tasks import queue
@@ -352,3 +353,30 @@ def test_order_events_schedule_one_debounced_segment_recompute(app, client, org_
     assert [job.args[:2] for job in jobs] == [
         ("portal.segments.jobs:segments_recompute_job", str(org_a.organization_id))
     ]
+
+
+def test_a_tier_change_is_not_recent_activity_and_updates_the_row_in_place(
+    app, client, org_a, customer
+):
+    before = factories.customer_row(org_a.organization_id, customer.customer_id)
+    event = _event(org_a, customer_id=str(customer.customer_id), new_tier="platinum")
+    assert _post(client, event).status_code == 202
+    _work(app)
+    after = factories.customer_row(org_a.organization_id, customer.customer_id)
+    assert after.loyalty_tier == "platinum"
+    assert (after.updated_at, after.activity_at) == (before.updated_at, before.activity_at)
+    # HOT: no indexed column changes and the page has room, so no index gets a new entry.
+    counters = sa.text(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'customers'"
+    )
+    with factories.scoped(org_a.organization_id):
+        before = db.session.execute(counters).one()
+        db.session.execute(
+            _APPLY_TIERS,
+            {"customers": [customer.customer_id], "tiers": ["gold"], "times": [datetime.now(UTC)]},
+        )
+        after = db.session.execute(counters).one()
+    assert (after.n_tup_upd - before.n_tup_upd, after.n_tup_hot_upd - before.n_tup_hot_upd) == (
+        1,
+        1,
+    )

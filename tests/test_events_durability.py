@@ -1,6 +1,7 @@
 """Nothing is lost: Redis down at ingest, a worker killed with SIGKILL mid-batch."""
 
 import signal
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,10 @@ from redis.retry import Retry
 
 from portal.customers.models import Customer
 from portal.events.jobs import inbox_sweep
-from portal.events.models import InboxEvent
+from portal.events.models import InboxEvent, Purchase
 from portal.extensions import db
 from portal.seed import customer_rows, customers_bulk_load
+from portal.tasks import run_scoped
 from tests import factories
 from tests.test_events import _event, _post, _work
 
@@ -85,3 +87,51 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
         attempts = set(db.session.scalars(sa.select(InboxEvent.attempts)))
     assert tiers == expected
     assert attempts == {1}  # each event was applied by exactly one committed transaction
+
+
+def test_four_workers_racing_for_the_same_batches_apply_each_event_once(app, client, org_a):
+    with app.app_context():
+        customers_bulk_load(org_a.organization_id, customer_rows(400, start=80_000))
+    with factories.scoped(org_a.organization_id):
+        ids = list(db.session.scalars(sa.select(Customer.customer_id)))
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    tiers = [
+        _event(org_a, occurred=start + timedelta(seconds=n), customer_id=str(c), new_tier="gold")
+        for n, c in enumerate(ids)
+    ]
+    orders = [
+        _event(
+            org_a,
+            "orders.order.completed",
+            occurred=start,
+            customer_id=str(c),
+            order_id=str(uuid.uuid4()),
+            total="10.00",
+            completed_at=start.isoformat(),
+        )
+        for c in ids
+    ]
+    assert _post(client, tiers + orders).status_code == 202  # queued, but no worker runs yet
+    batches = [[e["event_id"] for e in (tiers + orders)[n : n + 200]] for n in range(0, 800, 200)]
+    barrier = threading.Barrier(4)
+
+    def worker():
+        barrier.wait()
+        with app.app_context():
+            for batch in batches:  # every worker tries every batch, at the same moment
+                run_scoped(
+                    "portal.events.jobs:process_events",
+                    str(org_a.organization_id),
+                    {"event_ids": batch},
+                )
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert _statuses(org_a) == {"processed": 800}
+    with factories.scoped(org_a.organization_id):
+        assert set(db.session.scalars(sa.select(InboxEvent.attempts))) == {1}
+        assert set(db.session.scalars(sa.select(Customer.loyalty_tier))) == {"gold"}
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Purchase)) == 400

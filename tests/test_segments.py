@@ -14,27 +14,29 @@ from portal.segments.services import segments_recompute
 from tests import factories
 
 TODAY = date(2026, 11, 28)
-# Ten buyers, so cume_dist() moves in tenths and score = ceil(5 * share):
-# share 0.1-0.2 -> 1, 0.3-0.4 -> 2, 0.5-0.6 -> 3, 0.7-0.8 -> 4, 0.9-1.0 -> 5. Ties on every axis
-# (value: customers; share = customers with that value or a lower one, out of ten):
-#   recency, days ago (oldest first): 400 J .1 | 200 H I .3 | 60 F G .5 | 30 E .6 | 5 C D .8
-#                                     | 1 A B 1.0
-#   frequency, orders: 1 C D .2 | 2 I J .4 | 3 F G .6 | 6 E H .8 | 10 A B 1.0
-#   value, US$: 50 C D J .3 | 300 F G .5 | 420 E .6 | 600 H .7 | 1000 A B .9 | 2000 I 1.0
-# A=B (B buys 5 hours earlier, the same day in Panama), C=D and F=G are identical histories.
-# VIP top 5 %: only I has no buyer above it.
+# Eleven buyers, so percent_rank() = (position - 1) / 10 and score = min(5, 1 + floor(5 * it)):
+# position 1-2 -> 1, 3-4 -> 2, 5-6 -> 3, 7-8 -> 4, 9-11 -> 5. A tie group takes the lowest
+# position of the group. Ties on every axis (value: customers at position):
+#   recency, days ago (oldest first): 500 L 1 | 400 J 2 | 200 H I 3 | 60 F G 5 | 30 E 7
+#                                     | 5 C D 8 | 1 A B 10
+#   frequency, orders: 1 C D L 1 | 2 I J 4 | 3 F G 6 | 6 E H 8 | 10 A B 10
+#   value, US$: 50 C D J L 1 | 300 E F G 5 | 600 H 8 | 1000 A B 9 | 2000 I 11
+# One-time buyers (C, D, L) are more than a fifth of the buyers and still get F = 1, so recent
+# ones are "new". A=B (B buys 5 hours earlier, the same day in Panama), C=D and F=G are identical
+# histories. VIP top 5 %: only I has no buyer above it.
 # name: (days since last purchase, orders, lifetime value, expected R, F, M, segment, VIP, at risk)
 FIXTURE = {
     "A": (1, 10, "1000", 5, 5, 5, "champions", True, False),
     "B": (1, 10, "1000", 5, 5, 5, "champions", True, False),
-    "C": (5, 1, "50", 4, 1, 2, "new", False, False),
-    "D": (5, 1, "50", 4, 1, 2, "new", False, False),
-    "E": (30, 6, "420", 3, 4, 3, "loyal", False, False),
+    "C": (5, 1, "50", 4, 1, 1, "new", False, False),
+    "D": (5, 1, "50", 4, 1, 1, "new", False, False),
+    "E": (30, 6, "300", 4, 4, 3, "loyal", False, False),
     "F": (60, 3, "300", 3, 3, 3, "potential_loyalist", False, False),
     "G": (60, 3, "300", 3, 3, 3, "potential_loyalist", False, False),
     "H": (200, 6, "600", 2, 4, 4, "at_risk", False, True),
     "I": (200, 2, "2000", 2, 2, 5, "lost", True, True),  # lost with M>=4; top LTV is VIP
-    "J": (400, 2, "50", 1, 2, 2, "lost", False, False),
+    "J": (400, 2, "50", 1, 2, 1, "lost", False, False),
+    "L": (500, 1, "50", 1, 1, 1, "lost", False, False),  # an old one-time buyer
 }
 
 
@@ -86,7 +88,7 @@ def test_rfm_scores_and_segments_match_the_hand_computation(org_a, org_b):
     ids = _seed(org_a)
     other = factories.customer_create(org_b.organization_id)
     with factories.scoped(org_a.organization_id):
-        assert segments_recompute(today=TODAY) == 11
+        assert segments_recompute(today=TODAY) == 12
         db.session.commit()
     segments = _segments(org_a)
     for name, (days, orders, value, r, f, m, code, vip, at_risk) in FIXTURE.items():

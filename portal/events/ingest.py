@@ -60,6 +60,7 @@ class Envelope:
     data: dict
     payload: dict
     payload_hash: str
+    payload_json: str  # the canonical text that was hashed; stored as the jsonb payload
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def validate_envelope(raw, position: int) -> Envelope:
         data,
         raw,
         hashlib.sha256(canonical.encode()).hexdigest(),
+        canonical,
     )
 
 
@@ -279,7 +281,7 @@ def inbox_write(envelopes: list[Envelope]) -> list[dict]:
                         "ids": [e.event_id for e in group],
                         "types": [e.event_type for e in group],
                         "times": [e.occurred_at for e in group],
-                        "payloads": [json.dumps(e.payload, ensure_ascii=False) for e in group],
+                        "payloads": [e.payload_json for e in group],
                         "hashes": [e.payload_hash for e in group],
                     },
                 )

@@ -1,10 +1,12 @@
 """RFM segmentation as one set-based statement per organization (never a Python loop).
 
 R, F and M are tie-aware quintiles over the organization's customers with completed purchases:
-score = ceil(5 * cume_dist()), where cume_dist() is the share of those customers whose value is
-this one's or lower (ties included). Recency is ordered by the day of the last purchase (Panama),
-oldest first, so R = 5 for the most recent buyers. Equal inputs give equal scores; the customer
-id never decides. The formula and its consequences in product terms: docs/segments.md.
+score = least(5, 1 + floor(5 * percent_rank())), ordered worst to best, where percent_rank() is
+the share of the other buyers strictly worse than this one (a tie group takes its lowest
+position), so the worst buyers always score 1. Recency is ordered by the day of the last
+purchase (Panama), oldest first, so R = 5 for the most recent buyers. Equal inputs give equal
+scores; the customer id never decides. The formula and its consequences in product terms:
+docs/segments.md.
 First matching rule wins: champions (R>=4, F>=4, M>=4), loyal (R>=3, F>=4), new (R>=4, F=1),
 potential_loyalist (R>=3), at_risk (R<=2, F>=3), lost (R<=2, F<=2). Customers without purchases
 are 'new' with no scores. VIP: champions, or at most 5 % of the other buyers have a higher
@@ -31,11 +33,12 @@ _RECOMPUTE = sa.text(
     ),
     scored AS (
         SELECT stats.*,
-               ceil(5 * cume_dist() OVER (ORDER BY last_purchase_day))::int AS r,
-               ceil(5 * cume_dist() OVER (ORDER BY orders))::int AS f,
-               ceil(5 * cume_dist() OVER (ORDER BY lifetime_value))::int AS m,
+               -- 1 + floor(5 * percent_rank()), in integers so no boundary rounds down
+               least(5, 1 + 5 * (rank() OVER (ORDER BY last_purchase_day) - 1) / buyers) AS r,
+               least(5, 1 + 5 * (rank() OVER (ORDER BY orders) - 1) / buyers) AS f,
+               least(5, 1 + 5 * (rank() OVER (ORDER BY lifetime_value) - 1) / buyers) AS m,
                percent_rank() OVER (ORDER BY lifetime_value DESC) AS value_share
-        FROM stats
+        FROM (SELECT stats.*, greatest(count(*) OVER () - 1, 1) AS buyers FROM stats) stats
     ),
     segmented AS (
         SELECT scored.*,
