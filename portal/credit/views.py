@@ -22,14 +22,18 @@ from portal.credit.forms import (
     SuspendForm,
     UsageForm,
 )
-from portal.credit.services import (
+from portal.credit.reports import (
     AGING_BUCKETS,
+    aging_page,
+    aging_rows,
+    aging_summary,
+    statement_lines,
+)
+from portal.credit.services import (
     CreditError,
     account_get,
     account_payments,
-    account_statement,
     account_usages,
-    aging_report,
     credit_approve,
     credit_increase_request,
     credit_limit_decrease,
@@ -49,6 +53,7 @@ from portal.credit.services import (
 )
 from portal.csv_export import csv_response
 from portal.customers.services import customer_get
+from portal.db import keep_scope
 from portal.extensions import db
 from portal.htmx import is_htmx
 from portal.security import role_required
@@ -404,9 +409,7 @@ def statement(account_id: uuid.UUID):
     form = DateRangeForm(request.args)
     if not form.validate():
         abort(400)
-    opening, lines, closing = account_statement(
-        account_id, start=form.start.data, end=form.end.data
-    )
+    opening, lines, closing = statement_lines(account_id, start=form.start.data, end=form.end.data)
     if request.args.get("format") == "csv":
         rows = [["", "Saldo inicial", "", "", opening]] + [
             [line.on, line.description, line.charge or "", line.credit or "", line.balance]
@@ -431,25 +434,30 @@ def statement(account_id: uuid.UUID):
 @bp.get("/aging")
 @role_required(*REPORT_READERS)
 def aging():
-    """Outstanding credit by age: organization totals, per customer, chart; CSV too."""
-    sort = request.args.get("sort", "total")
-    if sort not in {key for key, _ in AGING_BUCKETS} | {"total", "name"}:
+    """Outstanding credit by age: totals and chart, accounts largest overdue first; CSV too."""
+    bucket = request.args.get("bucket") or None
+    if bucket is not None and bucket not in dict(AGING_BUCKETS):
         abort(400)
-    rows, totals = aging_report(sort=sort)
     if request.args.get("format") == "csv":
         keys = [key for key, _ in AGING_BUCKETS]
+        rows = (
+            [row.name, *[getattr(row, key) for key in keys], row.total]
+            for row in keep_scope(aging_rows(bucket=bucket))
+        )
         return csv_response(
             "antiguedad-de-saldos.csv",
             ["Cliente", *[label for _, label in AGING_BUCKETS], "Total"],
-            [[row.name, *[getattr(row, key) for key in keys], row.total] for row in rows],
+            rows,
         )
+    try:
+        page = aging_page(bucket=bucket, cursor=request.args.get("after"))
+    except ValueError:
+        abort(400)
+    context = {"page": page, "buckets": AGING_BUCKETS, "bucket": bucket}
+    if request.args.get("after") and is_htmx():
+        return render_template("credit/_aging_rows.html", **context)  # "Cargar más"
+    totals = aging_summary()
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
     return render_template(
-        "credit/aging.html",
-        rows=rows,
-        totals=totals,
-        buckets=AGING_BUCKETS,
-        peak=peak,
-        sort=sort,
-        today=clock.today(),
+        "credit/aging.html", totals=totals, peak=peak, today=clock.today(), **context
     )
