@@ -107,7 +107,8 @@ PORTFOLIO = [(-5, 10), (-5, 10), (3, 40), (3, 40), (45, 70), (75, 100), (120, 0)
 
 @pytest.fixture
 def portfolio(org_a):
-    """Eight accounts, two US$50 charges each at the days past due above; the last one paid."""
+    """Eight accounts, two US$50 charges each at the days past due above; the last one paid,
+    US$30 of the oldest charge of the fifth paid (FIFO)."""
     staff = org_a.users["credit_staff"]
     accounts = []
     for index, lateness in enumerate(PORTFOLIO):
@@ -160,7 +161,7 @@ def test_aging_totals_equal_the_lines_and_the_statements(portfolio):
     for key in keys:
         assert totals[key] == sum((getattr(row, key) for row in rows), Decimal(0)), key
     assert totals["total"] == sum(closings, Decimal(0)) == Decimal("670.00")
-    assert totals["days_31_60"] == Decimal("20.00") and totals["days_61_90"] == Decimal("50.00")
+    assert totals["days_31_60"] == Decimal("150.00") and totals["days_61_90"] == Decimal("70.00")
 
 
 def test_aging_pages_cover_every_account_once_in_a_stable_order(portfolio, login_as):
@@ -174,7 +175,7 @@ def test_aging_pages_cover_every_account_once_in_a_stable_order(portfolio, login
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        overdue = [row.overdue for row in aging_rows()]
+        overdue = [row.sort_amount for row in aging_rows()]
     assert seen == expected and len(set(seen)) == len(accounts) - 1
     assert overdue == sorted(overdue, reverse=True)  # largest overdue first
     assert expected[-2:] == sorted(expected[-2:], reverse=True)  # the two not-due ties: by id
@@ -216,8 +217,10 @@ def test_aging_bucket_filter_lists_only_that_bucket_largest_first(portfolio):
     with factories.scoped(org.organization_id):
         page = aging_page(bucket="days_1_30")
         late = aging_page(bucket="days_90_plus")
-    assert [row.days_1_30 for row in page.rows] == [Decimal("100.00"), Decimal("100.00")]
-    assert [row.days_90_plus for row in late.rows] == [Decimal("50.00")]
+    assert [row.days_1_30 for row in page.rows] == [Decimal("50.00")] * 4
+    ids = [row.credit_account_id for row in page.rows]
+    assert ids == sorted(ids, reverse=True)  # ties by account id
+    assert [row.days_90_plus for row in late.rows] == [Decimal("50.00")] * 2
     with pytest.raises(ValueError):
         aging_page(bucket="total; drop")
 
@@ -299,6 +302,7 @@ def test_statement_runs_two_sql_statements_with_a_period_and_one_without(history
         executed.append(1)
 
     with factories.scoped(org.organization_id):
+        db.session.execute(sa.text("SELECT 1"))  # the transaction and its scope are set
         sa.event.listen(db.engine, "before_cursor_execute", count)
         try:
             statement_lines(account.credit_account_id, start=clock.today(), end=None)

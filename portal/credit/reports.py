@@ -56,16 +56,17 @@ _OWED = """
         WHERE u.status IN ('pending', 'overdue')
     )
 """
-_ACCOUNTS = f"""
-    accounts AS (
-        SELECT credit_account_id,
-               {_BUCKET_SUMS},
-               sum(outstanding) AS total,
-               coalesce(sum(outstanding) FILTER (WHERE late > 0), 0) AS overdue
-        FROM owed
-        GROUP BY credit_account_id
-        HAVING sum(outstanding) > 0
-    )
+# The bucket amounts of one listed account, read through idx_credit_usage_aging.
+_ACCOUNT_BUCKETS = f"""
+    SELECT {_BUCKET_SUMS}, sum(outstanding) AS total
+    FROM (
+        SELECT CAST(:today AS date) - u.due_date AS late,
+               u.amount - coalesce((SELECT sum(x.amount) FROM credit_payment_allocations x
+                                    WHERE x.usage_id = u.usage_id), 0) AS outstanding
+        FROM credit_usages u
+        WHERE u.credit_account_id = listed.credit_account_id
+          AND u.status IN ('pending', 'overdue')
+    ) AS one_account
 """
 
 
@@ -110,21 +111,28 @@ def _sort_key(bucket: str | None) -> str:
 
 
 def _accounts_statement(bucket: str | None, *, after: bool, limit: bool) -> sa.TextClause:
+    # Only the sort amount is summed over every outstanding usage; the five buckets are read
+    # for the listed accounts alone.
     key = _sort_key(bucket)  # a known column name, never user text
-    conditions = [f"{key} > 0"] if bucket else []
+    amount = f"coalesce(sum(outstanding) FILTER (WHERE {_BUCKET_FILTERS.get(key, 'late > 0')}), 0)"
+    conditions = ["sum(outstanding) > 0"] + ([f"{amount} > 0"] if bucket else [])
     if after:
-        conditions.append(f"({key}, credit_account_id) < (:after_amount, :after_id)")
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        conditions.append(f"({amount}, credit_account_id) < (:after_amount, :after_id)")
     return sa.text(
         f"""
-        WITH {_OWED}, {_ACCOUNTS},
+        WITH {_OWED},
         listed AS (
-            SELECT *, {key} AS sort_amount FROM accounts {where}
-            ORDER BY {key} DESC, credit_account_id DESC
+            SELECT credit_account_id, {amount} AS sort_amount
+            FROM owed
+            GROUP BY credit_account_id
+            HAVING {" AND ".join(conditions)}
+            ORDER BY sort_amount DESC, credit_account_id DESC
             {"LIMIT :limit" if limit else ""}
         )
-        SELECT listed.*, c.customer_id, c.first_name || ' ' || c.last_name AS name
+        SELECT listed.credit_account_id, listed.sort_amount, buckets.*,
+               c.customer_id, c.first_name || ' ' || c.last_name AS name
         FROM listed
+        CROSS JOIN LATERAL ({_ACCOUNT_BUCKETS}) AS buckets
         JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
         JOIN customers c ON c.customer_id = a.customer_id
         ORDER BY listed.sort_amount DESC, listed.credit_account_id DESC
@@ -219,8 +227,9 @@ _STATEMENT_LINES = sa.text(
                ORDER BY m.on_date, m.kind, m.at, m.id ROWS UNBOUNDED PRECEDING
            ) AS balance
     FROM period m
-    LEFT JOIN LATERAL (
-        SELECT string_agg({_MONEY_TEXT.format("x.amount")} || ' a cargo '
+    LEFT JOIN (
+        SELECT x.payment_id,
+               string_agg({_MONEY_TEXT.format("x.amount")} || ' a cargo '
                           || left(x.usage_id::text, 8), ', '
                           ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
                    FILTER (WHERE x.amount > 0) AS applied,
@@ -230,8 +239,9 @@ _STATEMENT_LINES = sa.text(
                    FILTER (WHERE x.amount < 0) AS undone
         FROM credit_payment_allocations x
         JOIN credit_usages u ON u.usage_id = x.usage_id
-        WHERE x.payment_id = m.payment_id
-    ) AS allocated ON m.payment_id IS NOT NULL
+        WHERE u.credit_account_id = :account
+        GROUP BY x.payment_id
+    ) AS allocated ON allocated.payment_id = m.payment_id
     ORDER BY m.on_date, m.kind, m.at, m.id
     """
 )
