@@ -511,13 +511,11 @@ def credit_account_load(
                 """
                 INSERT INTO credit_accounts (organization_id, credit_account_id, customer_id,
                     credit_limit, credit_used, payment_term_days, status, approved_at,
-                    approved_by, requested_by, requested_at, requested_limit,
-                    requested_term_days, created_at)
+                    approved_by, created_at)
                 SELECT :org, :account, :customer,
                        (SELECT sum(amount) FROM bench_charges) + 1000,
                        (SELECT coalesce(sum(amount), 0) FROM bench_charges WHERE n > :payments),
-                       30, 'approved', current_date - :charges, :staff, :staff,
-                       now() - make_interval(days => :charges + 1), 5000, 30,
+                       30, 'approved', current_date - :charges, :staff,
                        now() - make_interval(days => :charges + 1)
                 """
             ),
@@ -591,12 +589,19 @@ def credit_requests_load(
         connection.execute(
             sa.text(
                 """
-                INSERT INTO credit_accounts (organization_id, customer_id, credit_limit,
-                    payment_term_days, status, requested_by, requested_at, requested_limit,
-                    requested_term_days, request_notes)
-                SELECT :org, customer_id, 0, 30, 'pending', :staff,
-                       now() - make_interval(hours => n::int), 1500, 30, 'Solicitud de prueba'
+                WITH accounts AS (
+                    INSERT INTO credit_accounts (organization_id, customer_id, credit_limit,
+                        payment_term_days, status)
+                    SELECT :org, customer_id, 0, 30, 'pending'
+                    FROM unnest(CAST(:customers AS uuid[])) AS c(customer_id)
+                    RETURNING credit_account_id, customer_id
+                )
+                INSERT INTO credit_requests (organization_id, credit_account_id, kind,
+                    requested_limit, requested_term_days, reason, requested_by, requested_at)
+                SELECT :org, a.credit_account_id, 'new_line', 1500, 30, 'Solicitud de prueba',
+                       :staff, now() - make_interval(hours => n::int)
                 FROM unnest(CAST(:customers AS uuid[])) WITH ORDINALITY AS c(customer_id, n)
+                JOIN accounts a USING (customer_id)
                 """
             ),
             {"org": organization_id, "customers": customer_ids, "staff": staff_id},
@@ -635,10 +640,9 @@ def credit_portfolio_load(
                 """
                 INSERT INTO credit_accounts (organization_id, credit_account_id, customer_id,
                     credit_limit, credit_used, payment_term_days, status, approved_at,
-                    approved_by, requested_by, requested_at, requested_limit, requested_term_days)
+                    approved_by)
                 SELECT :org, p.account_id, p.customer_id, 2000, charged.used,
-                       30, 'approved', current_date - 200, :staff, :staff,
-                       now() - interval '201 days', 2000, 30
+                       30, 'approved', current_date - 200, :staff
                 FROM bench_portfolio p
                 JOIN (SELECT account_id, sum(amount) AS used FROM bench_portfolio_charges
                       GROUP BY account_id) AS charged USING (account_id)

@@ -2,13 +2,11 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from portal import clock
 from portal.auth.models import StaffUser
 from portal.credit.models import (
     CreditAccount,
@@ -20,7 +18,6 @@ from portal.credit.models import (
 from portal.credit.services import credit_request_allowed
 from portal.customers.models import Customer
 from portal.extensions import db
-from portal.money import money
 from portal.segments.models import CustomerSegment
 
 OUTSTANDING = ("pending", "overdue")
@@ -225,133 +222,3 @@ def customer_credit(customer: Customer, *, limit: int = 10) -> CustomerCredit:
 def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
     """What the usages say is owed: the right-hand side of the ledger invariant."""
     return sum((owed for _, owed in account_usages(account_id)), Decimal("0"))
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    """One movement of a statement, with the balance after it."""
-
-    on: date
-    description: str
-    charge: Decimal
-    credit: Decimal
-    balance: Decimal
-
-
-def _local_date(moment) -> date:
-    return moment.astimezone(clock.BUSINESS_ZONE).date()
-
-
-def account_statement(
-    ledger: AccountLedger, *, start: date | None, end: date | None
-) -> tuple[Decimal, list[StatementLine], Decimal]:
-    """Opening balance, movements with running balance, and closing balance for a period."""
-    movements: list[tuple[date, int, str, Decimal, Decimal]] = []
-    for usage, _ in ledger.usages:
-        movements.append(
-            (
-                _local_date(usage.created_at),
-                0,
-                f"Cargo orden {usage.order_id}",
-                usage.amount,
-                Decimal(0),
-            )
-        )
-        if usage.cancelled_at:
-            movements.append(
-                (
-                    _local_date(usage.cancelled_at),
-                    1,
-                    f"Anulación cargo orden {usage.order_id}",
-                    Decimal(0),
-                    usage.amount,
-                )
-            )
-    for payment, allocations in ledger.payments:
-        applied = ", ".join(
-            f"{money(a.amount)} a cargo {str(a.usage_id)[:8]}" for a in allocations if a.amount > 0
-        )
-        undone = ", ".join(
-            f"{money(-a.amount)} de cargo {str(a.usage_id)[:8]}"
-            for a in allocations
-            if a.amount < 0
-        )
-        method = payment.payment_method
-        reference = f" ref. {payment.payment_reference}" if payment.payment_reference else ""
-        movements.append(
-            (
-                payment.payment_date,
-                2,
-                f"Pago {method}{reference}" + (f" ({applied})" if applied else ""),
-                Decimal(0),
-                payment.amount,
-            )
-        )
-        if payment.reversed_at:
-            movements.append(
-                (
-                    _local_date(payment.reversed_at),
-                    3,
-                    f"Reversión de pago: {payment.reversal_reason}"
-                    + (f" (deshecho {undone})" if undone else ""),
-                    payment.amount,
-                    Decimal(0),
-                )
-            )
-    movements.sort(key=lambda movement: (movement[0], movement[1]))
-    opening = Decimal(0)
-    lines: list[StatementLine] = []
-    balance = Decimal(0)
-    for on, _, description, charge, credit in movements:
-        balance += charge - credit
-        if start and on < start:
-            opening = balance
-            continue
-        if end and on > end:
-            break
-        lines.append(StatementLine(on, description, charge, credit, balance))
-    closing = lines[-1].balance if lines else opening
-    return opening, lines, closing
-
-
-AGING_BUCKETS = (
-    ("not_due", "Por vencer"),
-    ("days_1_30", "1 a 30 días"),
-    ("days_31_60", "31 a 60 días"),
-    ("days_61_90", "61 a 90 días"),
-    ("days_90_plus", "Más de 90 días"),
-)
-_AGING = sa.text(
-    """
-    WITH owed AS (
-        SELECT a.customer_id, (:today - u.due_date) AS late,
-               u.amount - coalesce((SELECT sum(x.amount) FROM credit_payment_allocations x
-                                    WHERE x.usage_id = u.usage_id), 0) AS outstanding
-        FROM credit_usages u
-        JOIN credit_accounts a ON a.credit_account_id = u.credit_account_id
-        WHERE u.status IN ('pending', 'overdue')
-    )
-    SELECT c.customer_id, c.first_name || ' ' || c.last_name AS name,
-           coalesce(sum(outstanding) FILTER (WHERE late <= 0), 0) AS not_due,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 1 AND 30), 0) AS days_1_30,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 31 AND 60), 0) AS days_31_60,
-           coalesce(sum(outstanding) FILTER (WHERE late BETWEEN 61 AND 90), 0) AS days_61_90,
-           coalesce(sum(outstanding) FILTER (WHERE late > 90), 0) AS days_90_plus,
-           sum(outstanding) AS total
-    FROM owed JOIN customers c ON c.customer_id = owed.customer_id
-    GROUP BY c.customer_id, c.first_name, c.last_name
-    HAVING sum(outstanding) > 0
-    """
-)
-
-
-def aging_report(*, today: date | None = None, sort: str = "total") -> tuple[list, dict]:
-    """Outstanding credit by days past due: per customer (sorted) and organization totals."""
-    rows = db.session.execute(_AGING, {"today": today or clock.today()}).all()
-    keys = [key for key, _ in AGING_BUCKETS] + ["total"]
-    if sort == "name":
-        rows.sort(key=lambda row: row.name.lower())
-    elif sort in keys:
-        rows.sort(key=lambda row: (getattr(row, sort), row.total), reverse=True)
-    totals = {key: sum((getattr(row, key) for row in rows), Decimal(0)) for key in keys}
-    return rows, totals

@@ -22,11 +22,15 @@ from portal.credit.forms import (
     SuspendForm,
     UsageForm,
 )
-from portal.credit.selectors import (
+from portal.credit.reports import (
     AGING_BUCKETS,
+    aging_page,
+    aging_rows,
+    aging_summary,
+    statement_lines,
+)
+from portal.credit.selectors import (
     account_ledger,
-    account_statement,
-    aging_report,
     credit_queue,
     credit_queue_count,
 )
@@ -49,7 +53,8 @@ from portal.credit.services import (
 )
 from portal.csv_export import csv_response
 from portal.customers.services import customer_get
-from portal.htmx import INVALID, done, refused, render
+from portal.db import keep_scope
+from portal.htmx import INVALID, done, is_htmx, refused, render
 from portal.validation import errors_text, form_error
 
 
@@ -385,11 +390,13 @@ def request_increase(account_id: uuid.UUID):
 @permission_required("credit.reports")
 def statement(account_id: uuid.UUID):
     """Usages, payments and allocations with running balance; printable or CSV."""
-    ledger = _ledger_or_404(account_id)
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
     form = DateRangeForm(request.args)
     if not form.validate():
         abort(400)
-    opening, lines, closing = account_statement(ledger, start=form.start.data, end=form.end.data)
+    opening, lines, closing = statement_lines(account_id, start=form.start.data, end=form.end.data)
     if request.args.get("format") == "csv":
         rows = [["", "Saldo inicial", "", "", opening]] + [
             [line.on, line.description, line.charge or "", line.credit or "", line.balance]
@@ -402,8 +409,8 @@ def statement(account_id: uuid.UUID):
         )
     return render(
         "credit/statement.html",
-        account=ledger.account,
-        customer=ledger.customer,
+        account=account,
+        customer=customer_get(account.customer_id),
         form=form,
         opening=opening,
         lines=lines,
@@ -414,25 +421,28 @@ def statement(account_id: uuid.UUID):
 @bp.get("/aging")
 @permission_required("credit.reports")
 def aging():
-    """Outstanding credit by age: organization totals, per customer, chart; CSV too."""
-    sort = request.args.get("sort", "total")
-    if sort not in {key for key, _ in AGING_BUCKETS} | {"total", "name"}:
+    """Outstanding credit by age: totals and chart, accounts largest overdue first; CSV too."""
+    bucket = request.args.get("bucket") or None
+    if bucket is not None and bucket not in dict(AGING_BUCKETS):
         abort(400)
-    rows, totals = aging_report(sort=sort)
     if request.args.get("format") == "csv":
         keys = [key for key, _ in AGING_BUCKETS]
+        rows = (
+            [row.name, *[getattr(row, key) for key in keys], row.total]
+            for row in keep_scope(aging_rows(bucket=bucket))
+        )
         return csv_response(
             "antiguedad-de-saldos.csv",
             ["Cliente", *[label for _, label in AGING_BUCKETS], "Total"],
-            [[row.name, *[getattr(row, key) for key in keys], row.total] for row in rows],
+            rows,
         )
+    try:
+        page = aging_page(bucket=bucket, cursor=request.args.get("after"))
+    except ValueError:
+        abort(400)
+    context = {"page": page, "buckets": AGING_BUCKETS, "bucket": bucket}
+    if request.args.get("after") and is_htmx():
+        return render("credit/_aging_rows.html", **context)  # "Cargar más"
+    totals = aging_summary()
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
-    return render(
-        "credit/aging.html",
-        rows=rows,
-        totals=totals,
-        buckets=AGING_BUCKETS,
-        peak=peak,
-        sort=sort,
-        today=clock.today(),
-    )
+    return render("credit/aging.html", totals=totals, peak=peak, today=clock.today(), **context)
