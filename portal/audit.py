@@ -80,15 +80,15 @@ def audit_record(
     entity_id: Any,
     before: dict | None = None,
     after: dict | None = None,
-    actor: Actor | None = None,
+    actor: Actor | None,
 ) -> AuditEntry:
     """Write an audit entry in the current transaction, naming who acts.
 
     The actor is a staff user, or SYSTEM_ACTOR for automatic actions (jobs, commands), even
     when run inside a request. It is stated in the transaction (the trigger reads it there) and
     the row is written at once, so two entries of one transaction can name different actors.
-    None (no staff user at hand, e.g. a charge from another system) falls back to the
-    logged-in user of the request, if any.
+    The argument is required; None (no staff user at hand, e.g. a charge from another system)
+    falls back to the logged-in user of the request, if any.
     """
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user

@@ -1,11 +1,10 @@
 """Sessions, roles and response headers: the rules every request goes through."""
 
-import functools
 import hashlib
 import time
 
 from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
-from flask_login import current_user, login_required, logout_user
+from flask_login import current_user, logout_user
 
 from portal.db import forget_organization, set_organization
 from portal.extensions import login_manager
@@ -30,23 +29,6 @@ SEEN_AT_RESOLUTION = 60  # seconds
 SESSION_ENDED = "Su sesión expiró. Inicie sesión nuevamente."
 # What a user whose password is temporary may still reach before changing it.
 PASSWORD_CHANGE_ENDPOINTS = {"auth.password_change", "auth.logout"}
-
-
-def role_required(*roles: str):
-    """Allow the view to logged-in users holding any of the roles; others get 403."""
-
-    def decorator(view):
-        @functools.wraps(view)
-        @login_required
-        def wrapped(*args, **kwargs):
-            if not current_user.has_role(*roles):
-                abort(403)
-            return view(*args, **kwargs)
-
-        wrapped.required_roles = roles
-        return wrapped
-
-    return decorator
 
 
 def session_revoke(sid: str | None) -> None:

@@ -18,9 +18,6 @@ from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSACTION_CALLS = {"commit", "rollback", "with_for_update"}
-# portal/events/ is being reworked by another branch; its ingest view still commits the inbox
-# before enqueueing. Remove this entry once that commit moves into an events service.
-VIEWS_PENDING = {"portal/events/views.py"}
 
 
 def _transaction_calls(path: Path) -> list[str]:
@@ -41,8 +38,6 @@ def test_views_never_commit_roll_back_or_lock():
     offenders = {}
     for path in sorted((ROOT / "portal").rglob("views.py")):
         relative = str(path.relative_to(ROOT))
-        if relative in VIEWS_PENDING:
-            continue
         if calls := _transaction_calls(path):
             offenders[relative] = calls
     assert offenders == {}
@@ -75,26 +70,16 @@ def test_every_permission_named_in_code_and_templates_exists():
 
 def test_audited_services_name_their_actor():
     """Every audit_record call says who acts (staff user or SYSTEM_ACTOR), never implied."""
-    # portal/events/ (another branch) still relies on the logged-in user in inbox_retry, and the
-    # customer export (rewritten with the search) too; drop these entries when they pass actor=.
-    pending = {"portal/events/services.py", "portal/customers/services.py:customer_export_start"}
     offenders = []
     for path in sorted((ROOT / "portal").rglob("*.py")):
         relative = str(path.relative_to(ROOT))
-        if relative in pending:
-            continue
-        for function in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(function, ast.FunctionDef):
-                continue
-            if f"{relative}:{function.name}" in pending:
-                continue
-            for node in ast.walk(function):
-                if (
-                    isinstance(node, ast.Call)
-                    and getattr(node.func, "id", None) == "audit_record"
-                    and "actor" not in {keyword.arg for keyword in node.keywords}
-                ):
-                    offenders.append(f"{relative}:{node.lineno}")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "audit_record"
+                and "actor" not in {keyword.arg for keyword in node.keywords}
+            ):
+                offenders.append(f"{relative}:{node.lineno}")
     assert offenders == []
 
 

@@ -212,7 +212,7 @@ def customer_match_count(filters: SearchFilters, *, cap: int = COUNT_CAP) -> int
 
 
 @atomic
-def customer_export_start(*, filters: SearchFilters, cap: int) -> int:
+def customer_export_start(*, filters: SearchFilters, cap: int, actor: Actor) -> int:
     """Count and audit an export of the search (who, filters, rows); refuse one above cap rows."""
     rows = customer_match_count(filters, cap=cap)
     if rows > cap:
@@ -225,6 +225,7 @@ def customer_export_start(*, filters: SearchFilters, cap: int) -> int:
         entity_type="customer_export",
         entity_id="clientes.csv",
         after={"filters": asdict(filters), "rows": rows},
+        actor=actor,
     )
     return rows
 

@@ -139,7 +139,9 @@ def export():
     _, filters = _search_form()
     try:
         exported = customer_export_start(
-            filters=filters, cap=current_app.config["CUSTOMER_EXPORT_MAX_ROWS"]
+            filters=filters,
+            cap=current_app.config["CUSTOMER_EXPORT_MAX_ROWS"],
+            actor=current_user,
         )
     except CustomerError as error:
         return error_response(INVALID, str(error))

@@ -18,6 +18,7 @@ from portal.db import organization_scope
 from portal.events.models import InboxEvent
 from portal.extensions import db
 from portal.tasks import enqueue_scoped
+from portal.transaction import atomic
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,13 @@ _INBOX_INSERT = sa.text(
     RETURNING event_id
     """
 )
+
+
+@atomic
+def inbox_accept(*, envelopes: list[Envelope], key: SigningKey) -> list[dict]:
+    """Write a batch the key may speak for into the inbox as one unit; a refusal writes nothing."""
+    key.authorize(envelopes)
+    return inbox_write(envelopes)
 
 
 def inbox_write(envelopes: list[Envelope]) -> list[dict]:

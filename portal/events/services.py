@@ -5,7 +5,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from portal.audit import SYSTEM_ACTOR, audit_record
+from portal.audit import SYSTEM_ACTOR, Actor, audit_record
 from portal.db import current_organization_id
 from portal.events.models import EventKey, InboxEvent
 from portal.extensions import db
@@ -28,7 +28,7 @@ def inbox_recent(*, status: str | None = None, limit: int = 50) -> list[InboxEve
     return list(db.session.scalars(statement))
 
 
-def inbox_retry(*, event_ids: list[uuid.UUID] | None = None) -> int:
+def inbox_retry(*, event_ids: list[uuid.UUID] | None = None, actor: Actor) -> int:
     """Put dead letters (some, or all) back to 'received' and queue them again."""
     statement = (
         sa.update(InboxEvent)
@@ -45,6 +45,7 @@ def inbox_retry(*, event_ids: list[uuid.UUID] | None = None) -> int:
             entity_type="event_inbox",
             entity_id=retried[0] if len(retried) == 1 else f"{len(retried)} eventos",
             after={"event_ids": retried[:100], "count": len(retried)},
+            actor=actor,
         )
     db.session.commit()
     for start in range(0, len(retried), 1000):

@@ -3,13 +3,15 @@
 import uuid
 
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 
+from portal.auth.permissions import permission_required
 from portal.events import bp
 from portal.events.ingest import (
     IngestError,
     body_read,
+    inbox_accept,
     inbox_enqueue,
-    inbox_write,
     parse_body,
     signing_key,
     validate_envelope,
@@ -17,8 +19,7 @@ from portal.events.ingest import (
 )
 from portal.events.models import INBOX_STATUSES
 from portal.events.services import inbox_counts, inbox_recent, inbox_retry
-from portal.extensions import csrf, db
-from portal.security import role_required
+from portal.extensions import csrf
 
 MAX_BODY = 1024 * 1024
 
@@ -43,18 +44,15 @@ def ingest():
             body=body,
         )
         envelopes = [validate_envelope(raw, index) for index, raw in enumerate(parse_body(body))]
-        key.authorize(envelopes)
-        results = inbox_write(envelopes)
+        results = inbox_accept(envelopes=envelopes, key=key)
     except IngestError as error:
-        db.session.rollback()
         return jsonify(error=str(error), status=error.status), error.status
-    db.session.commit()
     inbox_enqueue(envelopes, results)
     return jsonify(results=results), 202
 
 
 @bp.get("/events/")
-@role_required("org_admin")
+@permission_required("events.manage")
 def inbox():
     """Counts by status, recent events and dead letters with their reasons."""
     status = request.args.get("status") or None
@@ -70,7 +68,7 @@ def inbox():
 
 
 @bp.post("/events/retry")
-@role_required("org_admin")
+@permission_required("events.manage")
 def retry():
     """Retry one dead letter (event_id) or all of them."""
     event_id = request.form.get("event_id")
@@ -78,7 +76,7 @@ def retry():
         ids = [uuid.UUID(event_id)] if event_id else None
     except ValueError:
         abort(400)
-    count = inbox_retry(event_ids=ids)
+    count = inbox_retry(event_ids=ids, actor=current_user)
     flash(
         f"{count} evento(s) reenviado(s) a procesamiento." if count else "Nada que reintentar.",
         "success" if count else "info",
