@@ -122,7 +122,11 @@ def test_the_demo_approver_approves_every_seeded_request_with_the_form_as_shown(
     assert len(forms) >= 2
     for action in forms:
         form = re.search(re.escape(action) + r'".*?</form>', page, re.S).group(0)
-        fields = dict(re.findall(r'<input name="([a-z_]+)"[^>]*?value="([^"]*)"', form))
+        inputs = [
+            dict(re.findall(r'([a-z_-]+)="([^"]*)"', tag))
+            for tag in re.findall(r"<input ([^>]*)>", form)
+        ]
+        fields = {attributes["name"]: attributes.get("value", "") for attributes in inputs}
         assert Decimal(fields["credit_limit"]) >= Decimal("500")  # the requested amount
         if "payment_term_days" in fields:  # a new line; an increase keeps the account's term
             assert 15 <= int(fields["payment_term_days"]) <= 60  # the requested term

@@ -103,7 +103,9 @@ def request_credit(customer_id: uuid.UUID):
 @permission_required("credit.approve")
 def queue():
     """Pending requests, oldest first, with the facts to decide on."""
-    return render("credit/queue.html", items=credit_queue())
+    return render(
+        "credit/queue.html", items=credit_queue(), approve_form=ApproveForm, reject_form=RejectForm
+    )
 
 
 def _decided(request_id: uuid.UUID, message: str):
