@@ -364,9 +364,9 @@ def mix_print(mix: list[Query]) -> None:
 
 
 def search_statements(query: str):
-    """(first page, capped count) exactly as portal.customers.services.customer_search runs them."""
+    """(first page, capped count) exactly as customers.selectors.customer_search runs them."""
     from portal.customers.models import Customer
-    from portal.customers.services import (
+    from portal.customers.selectors import (
         COUNT_CAP,
         PAGE_SIZE,
         SearchFilters,

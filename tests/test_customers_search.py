@@ -249,7 +249,7 @@ def test_recent_customers_plan_uses_the_activity_index(app, big_org, owner_engin
     with owner_engine.begin() as connection:
         connection.exec_driver_sql("ANALYZE customers")
     from portal.customers.models import Customer
-    from portal.customers.services import SearchFilters, _recent_statement
+    from portal.customers.selectors import SearchFilters, _recent_statement
 
     with app.app_context(), organization_scope(big_org.organization_id):
         statement = (

@@ -24,6 +24,14 @@ GENDERS = {
 LANGUAGES = {"es": "Español", "en": "Inglés"}
 
 
+# The per-organization unique constraints: the column each guards and its Spanish name.
+UNIQUE_FIELDS = {
+    "unique_org_email": ("email", "correo"),
+    "unique_org_phone": ("phone", "teléfono"),
+    "unique_org_document": ("document_number", "documento"),
+}
+
+
 class Customer(TenantMixin, db.Model):
     """A person or company that buys from the organization."""
 

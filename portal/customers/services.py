@@ -1,32 +1,22 @@
-"""Customer rules: search, registration and edits with optimistic locking, status, addresses.
+"""Customer rules: registration and edits with optimistic locking, status, addresses, exports.
 
-Everything runs as the app role inside the current organization's scope (RLS). The one exception
-is the text search, which calls the reviewed SECURITY DEFINER function `customer_search` because
-trigram/LIKE operators cannot use an index below an RLS policy.
+Everything runs as the app role inside the current organization's scope (RLS); the reads that
+feed pages, the search included, are in `portal/customers/selectors.py`.
 """
 
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import Actor, audit_record
-from portal.customers.models import Address, Customer
+from portal.customers.models import UNIQUE_FIELDS, Address, Customer
+from portal.customers.selectors import SearchFilters, customer_match_count
 from portal.extensions import db
-from portal.segments.models import CustomerSegment
 from portal.transaction import atomic
 
-PAGE_SIZE = 25
-COUNT_CAP = 1000
-UNIQUE_FIELDS = {
-    "unique_org_email": ("email", "correo"),
-    "unique_org_phone": ("phone", "teléfono"),
-    "unique_org_document": ("document_number", "documento"),
-}
 AUDITED_FIELDS = (
     "customer_type",
     "first_name",
@@ -72,26 +62,6 @@ class StaleEdit(CustomerError):
     """Somebody else saved the customer after this form was opened."""
 
 
-@dataclass(frozen=True)
-class SearchFilters:
-    """The search box and its filters."""
-
-    query: str = ""
-    status: str | None = None
-    customer_type: str | None = None
-    loyalty_tier: str | None = None
-    segment: str | None = None
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """One page of results; `next_cursor` is None on the last page."""
-
-    customers: list[Customer]
-    ranks: dict[uuid.UUID, float]
-    next_cursor: str | None
-
-
 def _snapshot(row, fields) -> dict:
     return {field: getattr(row, field) for field in fields}
 
@@ -102,113 +72,6 @@ def _changes(before: dict, after: dict) -> tuple[dict, dict]:
 
 
 # --- search -------------------------------------------------------------------------------
-
-
-def _recent_statement(filters: SearchFilters):
-    statement = sa.select(Customer)
-    if filters.status:
-        statement = statement.where(Customer.status == filters.status)
-    if filters.customer_type:
-        statement = statement.where(Customer.customer_type == filters.customer_type)
-    if filters.loyalty_tier:
-        statement = statement.where(Customer.loyalty_tier == filters.loyalty_tier)
-    if filters.segment:
-        segment = (
-            sa.select(CustomerSegment.segment_code)
-            .where(CustomerSegment.customer_id == Customer.customer_id)
-            .scalar_subquery()
-        )
-        statement = statement.where(sa.func.coalesce(segment, "new") == filters.segment)
-    return statement
-
-
-def _search_function(filters: SearchFilters, *, after=(None, None), limit: int | None):
-    return sa.select(sa.column("customer_id", sa.Uuid), sa.column("rank", sa.Float)).select_from(
-        sa.func.customer_search(
-            filters.query,
-            filters.status,
-            filters.customer_type,
-            filters.loyalty_tier,
-            filters.segment,
-            sa.cast(after[0], sa.Float),
-            sa.cast(after[1], sa.Uuid),
-            limit,
-        ).table_valued("customer_id", "rank")
-    )
-
-
-def _count_function(filters: SearchFilters, *, cap: int):
-    return sa.select(
-        sa.func.customer_search_count(
-            filters.query,
-            filters.status,
-            filters.customer_type,
-            filters.loyalty_tier,
-            filters.segment,
-            cap,
-        )
-    )
-
-
-def _parse_cursor(cursor: str | None) -> tuple:
-    """(sort key text, customer id) of a page cursor; ValueError when it was tampered with."""
-    if not cursor:
-        return None, None
-    key, _, identifier = cursor.rpartition("_")
-    return key, uuid.UUID(identifier)
-
-
-def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> SearchPage:
-    """A page of customers: best matches first for a query, most recently active otherwise."""
-    key, after_id = _parse_cursor(cursor)
-    if not filters.query:
-        statement = _recent_statement(filters)
-        if after_id:
-            statement = statement.where(
-                sa.tuple_(Customer.activity_at, Customer.customer_id)
-                < (datetime.fromisoformat(key), after_id)
-            )
-        customers = list(
-            db.session.scalars(
-                statement.order_by(Customer.activity_at.desc(), Customer.customer_id.desc()).limit(
-                    PAGE_SIZE + 1
-                )
-            )
-        )
-        ranks = {}
-        last_key = lambda customer: customer.activity_at.isoformat()  # noqa: E731
-    else:
-        rows = db.session.execute(
-            _search_function(
-                filters,
-                after=(float(key), after_id) if after_id else (None, None),
-                limit=PAGE_SIZE + 1,
-            )
-        ).all()
-        ranks = {row.customer_id: row.rank for row in rows}
-        found = {
-            customer.customer_id: customer
-            for customer in db.session.scalars(
-                sa.select(Customer).where(Customer.customer_id.in_(list(ranks)))
-            )
-        }
-        customers = [found[row.customer_id] for row in rows if row.customer_id in found]
-        last_key = lambda customer: repr(ranks[customer.customer_id])  # noqa: E731
-    next_cursor = None
-    if len(customers) > PAGE_SIZE:
-        customers = customers[:PAGE_SIZE]
-        next_cursor = f"{last_key(customers[-1])}_{customers[-1].customer_id}"
-    return SearchPage(customers, ranks, next_cursor)
-
-
-def customer_match_count(filters: SearchFilters, *, cap: int = COUNT_CAP) -> int:
-    """How many customers the search finds, counted up to cap + 1 ("more than 1000")."""
-    if filters.query:
-        return db.session.scalar(_count_function(filters, cap=cap + 1))
-    statement = _recent_statement(filters).with_only_columns(Customer.customer_id)
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(statement.limit(cap + 1).subquery())
-    )
 
 
 @atomic
@@ -228,34 +91,6 @@ def customer_export_start(*, filters: SearchFilters, cap: int, actor: Actor) -> 
         actor=actor,
     )
     return rows
-
-
-def customer_export_rows(
-    filters: SearchFilters, *, limit: int, batch_size: int = 1000
-) -> Iterator[Customer]:
-    """The first `limit` customers of the search, streamed from a server-side cursor."""
-    if filters.query:
-        ids = _search_function(filters, limit=limit).subquery()
-        statement = (
-            sa.select(Customer)
-            .join(ids, ids.c.customer_id == Customer.customer_id)
-            .order_by(ids.c.rank.desc(), Customer.customer_id.desc())
-        )
-    else:
-        statement = (
-            _recent_statement(filters)
-            .order_by(Customer.activity_at.desc(), Customer.customer_id.desc())
-            .limit(limit)
-        )
-    result = db.session.execute(
-        statement.execution_options(yield_per=batch_size, stream_results=True)
-    )
-    for customer in result.scalars():
-        yield customer
-        db.session.expunge(customer)  # keep memory flat however many rows stream out
-
-
-# --- customers ----------------------------------------------------------------------------
 
 
 def customer_get(customer_id: uuid.UUID, *, for_update: bool = False) -> Customer | None:
@@ -385,32 +220,6 @@ def customer_set_status(
         actor=actor,
     )
     return customer
-
-
-def customer_duplicates(
-    *, data: dict, exclude: uuid.UUID | None = None, limit: int = 5
-) -> list[tuple[Customer, str]]:
-    """Existing customers that look like the one being typed: same keys or a very similar name."""
-    found: dict[uuid.UUID, tuple[Customer, str]] = {}
-    for field, label in UNIQUE_FIELDS.values():
-        if data.get(field):
-            for customer in db.session.scalars(
-                sa.select(Customer).where(getattr(Customer, field) == data[field]).limit(limit)
-            ):
-                found.setdefault(customer.customer_id, (customer, f"mismo {label}"))
-    name = f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
-    if len(name) >= 5:
-        similar = db.session.execute(_search_function(SearchFilters(query=name), limit=limit)).all()
-        ids = [row.customer_id for row in similar if row.rank >= 0.75]
-        for customer in db.session.scalars(
-            sa.select(Customer).where(Customer.customer_id.in_(ids))
-        ):
-            found.setdefault(customer.customer_id, (customer, "nombre muy parecido"))
-    found.pop(exclude, None)
-    return list(found.values())[:limit]
-
-
-# --- addresses ----------------------------------------------------------------------------
 
 
 def address_get(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address | None:

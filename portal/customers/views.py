@@ -18,22 +18,25 @@ from portal.auth.permissions import permission_required
 from portal.csv_export import csv_response
 from portal.customers import bp
 from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
-from portal.customers.selectors import address_list, customer_page
+from portal.customers.selectors import (
+    SearchFilters,
+    address_list,
+    customer_duplicates,
+    customer_export_rows,
+    customer_match_count,
+    customer_page,
+    customer_search,
+)
 from portal.customers.services import (
     CustomerError,
-    SearchFilters,
     StaleEdit,
     address_create,
     address_deactivate,
     address_get,
     address_update,
     customer_create,
-    customer_duplicates,
-    customer_export_rows,
     customer_export_start,
     customer_get,
-    customer_match_count,
-    customer_search,
     customer_set_status,
     customer_update,
 )
