@@ -301,20 +301,9 @@ def credit_approve(
         account.approved_at = clock.today()
     account.credit_limit = limit
     account.approval_notes = notes
-    request.state = "approved"
     request.approved_limit = limit
     request.approved_term_days = term_days
-    request.decision_notes = notes
-    request.decided_by = approver.staff_user_id
-    request.decided_at = sa.func.now()
-    db.session.flush()
-    _audit_account(
-        "credit.increase_approved" if request.kind == "increase" else "credit.approved",
-        account,
-        before,
-        approver,
-        request=request,
-    )
+    _request_close(request, account, before, approver, state="approved", notes=notes)
     return request
 
 
@@ -326,19 +315,19 @@ def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> 
     if request.kind == "new_line":
         account.status = "cancelled"
         account.approval_notes = notes
-    request.state = "rejected"
+    _request_close(request, account, before, approver, state="rejected", notes=notes)
+    return request
+
+
+def _request_close(request, account, before, approver, *, state: str, notes: str | None) -> None:
+    """Record the decision on the request and audit it (the action names the request's kind)."""
+    request.state = state
     request.decision_notes = notes
     request.decided_by = approver.staff_user_id
     request.decided_at = sa.func.now()
     db.session.flush()
-    _audit_account(
-        "credit.increase_rejected" if request.kind == "increase" else "credit.rejected",
-        account,
-        before,
-        approver,
-        request=request,
-    )
-    return request
+    action = f"credit.increase_{state}" if request.kind == "increase" else f"credit.{state}"
+    _audit_account(action, account, before, approver, request=request)
 
 
 def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:
