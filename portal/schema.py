@@ -30,3 +30,21 @@ def tenant_rls(table: str) -> None:
 def grant_app(table: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> None:
     """Grant the app role what it may do on a table (never ownership)."""
     op.execute(f"GRANT {privileges} ON {table} TO {app_role()}")
+
+
+def in_every_organization(statements: str) -> None:
+    """Run data statements once per organization in its RLS scope (the owner is subject too)."""
+    op.execute(
+        f"""
+        DO $$
+        DECLARE org uuid;
+        BEGIN
+            FOR org IN SELECT organization_id FROM organizations LOOP
+                PERFORM set_config('app.current_organization_id', org::text, true);
+                {statements}
+            END LOOP;
+            PERFORM set_config('app.current_organization_id', '', true);
+        END
+        $$
+        """
+    )

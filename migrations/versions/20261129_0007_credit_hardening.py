@@ -18,30 +18,12 @@ Create Date: 2026-11-29
 
 from alembic import op
 
-from portal.schema import app_role, grant_app, tenant_rls
+from portal.schema import app_role, grant_app, in_every_organization, tenant_rls
 
 revision = "0007_credit_hardening"
 down_revision = "0006_auth_hardening"
 branch_labels = None
 depends_on = None
-
-
-def _in_every_organization(statements: str) -> None:
-    """Run data statements once per organization, inside its RLS scope (the owner is subject too)."""
-    op.execute(
-        f"""
-        DO $$
-        DECLARE org uuid;
-        BEGIN
-            FOR org IN SELECT organization_id FROM organizations LOOP
-                PERFORM set_config('app.current_organization_id', org::text, true);
-                {statements}
-            END LOOP;
-            PERFORM set_config('app.current_organization_id', '', true);
-        END
-        $$
-        """
-    )
 
 
 def upgrade():
@@ -121,7 +103,7 @@ def upgrade():
     tenant_rls("credit_requests")
     grant_app("credit_requests", "SELECT, INSERT, UPDATE")
 
-    _in_every_organization(
+    in_every_organization(
         """
         INSERT INTO credit_requests (
             organization_id, credit_account_id, kind, requested_limit, requested_term_days,
@@ -245,7 +227,7 @@ def upgrade():
 def downgrade():
     op.execute(f"GRANT DELETE ON credit_payment_allocations TO {app_role()}")
     # The old schema undid a reversal by deleting the allocations it reversed.
-    _in_every_organization(
+    in_every_organization(
         """
         DELETE FROM credit_payment_allocations original
         USING credit_payment_allocations reversal
@@ -290,7 +272,7 @@ def downgrade():
         """
     )
     # The old columns hold one request per account: the latest new-line request.
-    _in_every_organization(
+    in_every_organization(
         """
         UPDATE credit_accounts a
         SET requested_by = r.requested_by, requested_at = r.requested_at,

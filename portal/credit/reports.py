@@ -1,9 +1,12 @@
 """Credit reports read in SQL: the aging report (totals, keyset pages, CSV) and the statement.
 
-Aging: what is outstanding on each pending or overdue usage (amount minus what payments still
-apply to it) by days past due. The organization totals are one aggregate statement; the list of
-accounts is paged by keyset on (sort amount, account id), largest overdue first, so a page costs
-one scan of the outstanding usages and a top-N, never rendering or sorting every account in Python.
+Aging: what is outstanding on each account by days past due. The ledger keeps one row per account
+with outstanding charges in `credit_account_aging`, and the organization's totals of those rows in
+`credit_aging_totals` (migration 0015). When every row was computed on the report's day, the
+totals are a read of 16 rows and the list of accounts an index scan (paged by keyset on (sort
+amount, account id), largest overdue first). When some row is from another day (the daily job
+has not moved it yet, or the report is asked for another day), those rows are recomputed from
+the ledger by `credit_account_buckets` and the totals summed over every account.
 
 Statement: every movement of the account (charges, their cancellations, payments, their
 reversals) as one UNION ALL, the running balance from a window function that starts at the
@@ -29,60 +32,45 @@ AGING_BUCKETS = (
     ("days_90_plus", "Más de 90 días"),
 )
 AGING_PAGE_SIZE = 50
-_BUCKET_FILTERS = {
-    "not_due": "late <= 0",
-    "days_1_30": "late BETWEEN 1 AND 30",
-    "days_31_60": "late BETWEEN 31 AND 60",
-    "days_61_90": "late BETWEEN 61 AND 90",
-    "days_90_plus": "late > 90",
-}
-_BUCKET_SUMS = ",\n".join(
-    f"coalesce(sum(outstanding) FILTER (WHERE {condition}), 0) AS {key}"
-    for key, condition in _BUCKET_FILTERS.items()
+_KEYS = [key for key, _ in AGING_BUCKETS]
+_COLUMNS = ", ".join(_KEYS)
+_STORED = "SELECT credit_account_id, {columns}, overdue, total FROM credit_account_aging"
+# Each account's buckets as of :today when some row was computed on another day: those rows are
+# recomputed from the ledger, the others read as stored.
+_ACCOUNTS_MIXED = f"""
+    {_STORED.format(columns=_COLUMNS)} WHERE computed_on = :today
+    UNION ALL
+    SELECT g.credit_account_id, {", ".join(f"b.{key}" for key in _KEYS)},
+           {" + ".join(f"b.{key}" for key in _KEYS[1:])}, {" + ".join(f"b.{key}" for key in _KEYS)}
+    FROM credit_account_aging g
+    CROSS JOIN LATERAL credit_account_buckets(g.credit_account_id, :today) AS b
+    WHERE g.computed_on < :today OR g.computed_on > :today
+"""
+_CURRENT = sa.text(
+    "SELECT NOT EXISTS (SELECT 1 FROM credit_account_aging "
+    "WHERE computed_on < :today OR computed_on > :today)"
 )
-# Outstanding usages with what payments still apply to each (reversals are negative rows).
-_OWED = """
-    owed AS (
-        SELECT u.credit_account_id, CAST(:today AS date) - u.due_date AS late,
-               u.amount - coalesce(applied.amount, 0) AS outstanding
-        FROM credit_usages u
-        LEFT JOIN (
-            SELECT x.usage_id, sum(x.amount) AS amount
-            FROM credit_payment_allocations x
-            JOIN credit_usages o ON o.usage_id = x.usage_id
-                AND o.status IN ('pending', 'overdue')
-            GROUP BY x.usage_id
-        ) AS applied ON applied.usage_id = u.usage_id
-        WHERE u.status IN ('pending', 'overdue')
-    )
-"""
-# The bucket amounts of one listed account, read through idx_credit_usage_aging.
-_ACCOUNT_BUCKETS = f"""
-    SELECT {_BUCKET_SUMS}, sum(outstanding) AS total
-    FROM (
-        SELECT CAST(:today AS date) - u.due_date AS late,
-               u.amount - coalesce((SELECT sum(x.amount) FROM credit_payment_allocations x
-                                    WHERE x.usage_id = u.usage_id), 0) AS outstanding
-        FROM credit_usages u
-        WHERE u.credit_account_id = listed.credit_account_id
-          AND u.status IN ('pending', 'overdue')
-    ) AS one_account
-"""
+_SUMS = ", ".join(f"coalesce(sum({key}), 0) AS {key}" for key in [*_KEYS, "total"])
 
 
 def _today(today: date | None) -> date:
     return today or clock.today()
 
 
+def _current(today: date) -> bool:
+    """Whether every row was computed on `today` (the daily job has run, or `today` is now)."""
+    return db.session.scalar(_CURRENT, {"today": today})
+
+
 def aging_summary(*, today: date | None = None) -> dict[str, Decimal]:
-    """The organization's outstanding credit per bucket and in total (one statement)."""
-    row = db.session.execute(
-        sa.text(
-            f"WITH {_OWED} SELECT {_BUCKET_SUMS}, coalesce(sum(outstanding), 0) AS total FROM owed"
-        ),
-        {"today": _today(today)},
-    ).one()
-    return row._asdict()
+    """The organization's outstanding credit per bucket and in total: the kept totals of the
+    day, or (some row from another day) the sum over every account."""
+    today = _today(today)
+    if _current(today):
+        statement = f"SELECT {_SUMS} FROM credit_aging_totals WHERE computed_on = :today"
+    else:
+        statement = f"SELECT {_SUMS} FROM ({_ACCOUNTS_MIXED}) AS accounts"
+    return db.session.execute(sa.text(statement), {"today": today}).one()._asdict()
 
 
 @dataclass(frozen=True)
@@ -105,34 +93,29 @@ def aging_cursor_parse(cursor: str | None) -> tuple[Decimal, uuid.UUID] | None:
 
 
 def _sort_key(bucket: str | None) -> str:
-    if bucket is not None and bucket not in _BUCKET_FILTERS:
+    if bucket is not None and bucket not in _KEYS:
         raise ValueError(bucket)
     return bucket or "overdue"
 
 
-def _accounts_statement(bucket: str | None, *, after: bool, limit: bool) -> sa.TextClause:
-    # Only the sort amount is summed over every outstanding usage; the five buckets are read
-    # for the listed accounts alone.
+def _accounts_statement(
+    bucket: str | None, today: date, *, after: bool, limit: bool
+) -> sa.TextClause:
     key = _sort_key(bucket)  # a known column name, never user text
-    amount = f"coalesce(sum(outstanding) FILTER (WHERE {_BUCKET_FILTERS.get(key, 'late > 0')}), 0)"
-    conditions = ["sum(outstanding) > 0"] + ([f"{amount} > 0"] if bucket else [])
+    conditions = ["total > 0"] + ([f"{key} > 0"] if bucket else [])
     if after:
-        conditions.append(f"({amount}, credit_account_id) < (:after_amount, :after_id)")
+        conditions.append(f"({key}, credit_account_id) < (:after_amount, :after_id)")
+    accounts = _STORED.format(columns=_COLUMNS) if _current(today) else _ACCOUNTS_MIXED
     return sa.text(
         f"""
-        WITH {_OWED},
-        listed AS (
-            SELECT credit_account_id, {amount} AS sort_amount
-            FROM owed
-            GROUP BY credit_account_id
-            HAVING {" AND ".join(conditions)}
-            ORDER BY sort_amount DESC, credit_account_id DESC
+        WITH listed AS (
+            SELECT *, {key} AS sort_amount FROM ({accounts}) AS accounts
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {key} DESC, credit_account_id DESC
             {"LIMIT :limit" if limit else ""}
         )
-        SELECT listed.credit_account_id, listed.sort_amount, buckets.*,
-               c.customer_id, c.first_name || ' ' || c.last_name AS name
+        SELECT listed.*, c.customer_id, c.first_name || ' ' || c.last_name AS name
         FROM listed
-        CROSS JOIN LATERAL ({_ACCOUNT_BUCKETS}) AS buckets
         JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
         JOIN customers c ON c.customer_id = a.customer_id
         ORDER BY listed.sort_amount DESC, listed.credit_account_id DESC
@@ -157,9 +140,10 @@ def aging_page(
 ) -> AgingPage:
     """Accounts with a balance, largest overdue (or largest in `bucket`) first, one page."""
     parameters = _parameters(today, cursor) | {"limit": size + 1}
-    rows = db.session.execute(
-        _accounts_statement(bucket, after=cursor is not None, limit=True), parameters
-    ).all()
+    statement = _accounts_statement(
+        bucket, parameters["today"], after=cursor is not None, limit=True
+    )
+    rows = db.session.execute(statement, parameters).all()
     if len(rows) <= size:
         return AgingPage(rows, None)
     last = rows[size - 1]
@@ -168,10 +152,11 @@ def aging_page(
 
 def aging_rows(*, bucket: str | None = None, today: date | None = None) -> Iterator:
     """Every account of the report in page order, streamed from a server-side cursor (CSV)."""
-    statement = _accounts_statement(bucket, after=False, limit=False).execution_options(
-        stream_results=True, yield_per=1000
-    )
-    yield from db.session.execute(statement, _parameters(today, None))
+    parameters = _parameters(today, None)
+    statement = _accounts_statement(
+        bucket, parameters["today"], after=False, limit=False
+    ).execution_options(stream_results=True, yield_per=1000)
+    yield from db.session.execute(statement, parameters)
 
 
 # --- the statement -------------------------------------------------------------------------

@@ -772,3 +772,9 @@ def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 
             actor=SYSTEM_ACTOR,
         )
     return {"marked_overdue": marked, "suspended": len(accounts)}
+
+
+@atomic
+def aging_refresh_stale() -> int:
+    """Daily: move the aging row of every account no ledger write touched today to today."""
+    return db.session.scalar(sa.text("SELECT credit_aging_refresh_stale()"))
