@@ -4,7 +4,7 @@ that follows every customer write, isolation between organizations, and the plan
 import html
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -231,3 +231,41 @@ def test_every_statement_of_a_name_search_uses_indexes_as_the_app_role(
         assert indexes, plan  # each statement reads through an index
         used |= indexes
     assert expected <= used, used
+
+
+def test_a_large_group_is_read_month_by_month_completely_in_order(
+    app, login_as, words_org, owner_engine
+):
+    """A group of ~600 matches in 20,000 customers is read one month of activity at a time
+    (idx_customers_name_months), newest first; paging still lists every match once, in order."""
+    start = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    rows = []
+    for number, row in enumerate(customer_rows(600, start=300_000, email_domain="m.pa")):
+        row = list(row)
+        row[FIRST], row[PURCHASED] = "Rigoberto", None
+        row[CREATED] = start + timedelta(hours=31 * number)  # ~25 months, a few per day
+        rows.append(tuple(row))
+    with app.app_context():
+        customers_bulk_load(words_org.organization_id, rows)
+        with owner_engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE customers")
+        with organization_scope(words_org.organization_id):
+            plans = db.session.scalars(
+                sa.text(
+                    "SELECT plan::text FROM customer_search_explain('rigoberto', p_limit => 26) AS plan"
+                )
+            ).all()
+            expected = [
+                str(customer_id)
+                for customer_id in db.session.scalars(
+                    sa.text(
+                        "SELECT customer_id FROM customers WHERE 'rigoberto' = ANY (name_words) "
+                        "ORDER BY activity_at DESC, customer_id DESC"
+                    )
+                )
+            ]
+            db.session.commit()
+    used = set().union(*(_plan_indexes(json.loads(plan)[0]["Plan"]) for plan in plans))
+    assert "idx_customers_name_months" in used, used
+    assert len(expected) == 600
+    assert _every_page(login_as("branch_staff"), "rigoberto") == expected

@@ -207,13 +207,36 @@ def _dictionary_triggers_create():
     )
 
 
-def _search_functions_create():
-    # The statements of one search, in the order their rows are listed, built with the values
-    # inlined (quoted by format) so each is planned for its own words. 'page' statements take
-    # the number of rows still wanted as $1; 'count' statements list the matching ids.
-    op.execute(
-        rf"""
-        CREATE FUNCTION customer_search_steps({SEARCH_ARGUMENTS}, p_limit INTEGER DEFAULT 26)
+# How one rank group's page is read (a later revision reads large groups month by month).
+GROUP_PAGE = """
+                IF grp.estimate <= walk_above THEN
+                    statement := format(
+                        'WITH found AS MATERIALIZED (SELECT c.customer_id, c.activity_at'
+                        ' FROM public.customers c WHERE c.organization_id = %L%s)'
+                        ' SELECT found.customer_id, %L::float8 AS rank FROM found'
+                        ' ORDER BY found.activity_at DESC, found.customer_id DESC LIMIT $1',
+                        org, keyed_sql || group_sql, grp.rank);
+                ELSE
+                    statement := format(
+                        'SELECT c.customer_id, %L::float8 AS rank FROM public.customers c'
+                        ' WHERE c.organization_id = %L%s'
+                        ' ORDER BY c.activity_at DESC, c.customer_id DESC LIMIT $1',
+                        grp.rank, org, walk_sql || group_sql);
+                END IF;
+                RETURN NEXT;"""
+
+
+def search_steps_sql(*, declare: str = "", per_word: str = "", page: str = GROUP_PAGE) -> str:
+    """customer_search_steps: the statements of one search, in the order their rows are listed.
+
+    `declare`, `per_word` (run for each typed word of a rank group) and `page` (emits the group's
+    page statements) are the points a later revision may change; the defaults are this one's.
+    """
+    # Values are inlined (quoted by format) so each statement is planned for its own words.
+    # 'page' statements take the number of rows still wanted as $1; 'count' statements list
+    # the matching ids.
+    return rf"""
+        CREATE OR REPLACE FUNCTION customer_search_steps({SEARCH_ARGUMENTS}, p_limit INTEGER DEFAULT 26)
         RETURNS TABLE (purpose TEXT, statement TEXT)
         STABLE {SEARCH_SETTINGS}
         AS $$
@@ -244,7 +267,7 @@ def _search_functions_create():
             keyed_sql TEXT;
             walk_sql TEXT;
             group_words TEXT[];
-            grp RECORD;
+            grp RECORD;{declare}
         BEGIN
             SELECT * INTO terms FROM public.customer_search_terms(p_query);
             IF org IS NULL OR terms.normalized = '' THEN
@@ -444,7 +467,7 @@ def _search_functions_create():
                         ' OPERATOR(pg_catalog.&&) %L::text[]',
                         public.search_word_keys(org, group_words));
                     walk_sql := walk_sql || format(
-                        ' AND c.name_words OPERATOR(pg_catalog.&&) %L::text[]', group_words);
+                        ' AND c.name_words OPERATOR(pg_catalog.&&) %L::text[]', group_words);{per_word}
                 END LOOP;
                 -- Nobody in the best rank can rank higher: its rows need no scoring.
                 group_sql := CASE WHEN top_group THEN '' ELSE score_sql || quote_literal(grp.rank)
@@ -461,27 +484,15 @@ def _search_functions_create():
                         ' AND (c.activity_at, c.customer_id) < (%L::timestamptz, %L::uuid)',
                         after_activity, p_after_id);
                 END IF;
-                purpose := 'page';
-                IF grp.estimate <= walk_above THEN
-                    statement := format(
-                        'WITH found AS MATERIALIZED (SELECT c.customer_id, c.activity_at'
-                        ' FROM public.customers c WHERE c.organization_id = %L%s)'
-                        ' SELECT found.customer_id, %L::float8 AS rank FROM found'
-                        ' ORDER BY found.activity_at DESC, found.customer_id DESC LIMIT $1',
-                        org, keyed_sql || group_sql, grp.rank);
-                ELSE
-                    statement := format(
-                        'SELECT c.customer_id, %L::float8 AS rank FROM public.customers c'
-                        ' WHERE c.organization_id = %L%s'
-                        ' ORDER BY c.activity_at DESC, c.customer_id DESC LIMIT $1',
-                        grp.rank, org, walk_sql || group_sql);
-                END IF;
-                RETURN NEXT;
+                purpose := 'page';{page}
             END LOOP;
         END
         $$
-        """
-    )
+    """
+
+
+def _search_functions_create():
+    op.execute(search_steps_sql())
     op.execute("REVOKE ALL ON FUNCTION customer_search_steps FROM PUBLIC")
     op.execute(
         f"""
