@@ -252,7 +252,8 @@ def test_a_large_group_is_read_month_by_month_completely_in_order(
         with organization_scope(words_org.organization_id):
             plans = db.session.scalars(
                 sa.text(
-                    "SELECT plan::text FROM customer_search_explain('rigoberto', p_limit => 26) AS plan"
+                    "SELECT plan::text "
+                    "FROM customer_search_explain('rigoberto', p_limit => 26) AS plan"
                 )
             ).all()
             expected = [
