@@ -8,9 +8,10 @@ from functools import lru_cache
 import phonenumbers
 from babel.dates import format_date as babel_format_date
 from flask import Blueprint, Flask, current_app
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
 
+from portal.config import Config
 from portal.money import money
 
 
@@ -88,15 +89,16 @@ def highlight(text: str | None, query: str | None) -> Markup:
 
 
 @lru_cache(maxsize=4096)
-def _day_medium(value: date, locale) -> str:
-    return babel_format_date(value, "d MMM y", locale=locale)
+def _day_medium(value: date) -> str:
+    return babel_format_date(value, "d MMM y", locale=Config.BABEL_DEFAULT_LOCALE)
 
 
 def date_medium(value) -> str:
-    """A date as "4 mar 2026"; plain days are cached per locale (a 1,000-line statement has a
-    few hundred distinct days, and Babel's formatting was most of its rendering time)."""
+    """A date as "4 mar 2026". Plain days are cached (the portal has one locale, so no
+    per-call locale lookup either): a 1,000-line statement has a few hundred distinct days, and
+    Babel's formatting and the request's locale lookup were most of its rendering time."""
     if type(value) is date:
-        return _day_medium(value, get_locale())
+        return _day_medium(value)
     return format_date(value, "d MMM y")
 
 
