@@ -81,6 +81,9 @@ def named(org_a, org_b):
         ("hetcor dominguz", "hector"),
         ("maria gonz", "maria"),  # the word being typed is a prefix
         ("gonz", "maria"),
+        ("mar gonz", "maria"),  # every word may be a beginning ("name fragments")
+        ("gonz mar", "maria"),
+        ("jos rio gonz", "maria"),
         ("farmacia 24", "farmacia"),  # digits are words
         ("24 farmacia", "farmacia"),
         ("via 321", "via"),

@@ -226,11 +226,18 @@ GROUP_PAGE = """
                 RETURN NEXT;"""
 
 
-def search_steps_sql(*, declare: str = "", per_word: str = "", page: str = GROUP_PAGE) -> str:
+def search_steps_sql(
+    *,
+    declare: str = "",
+    completed: str = "t.word_number = typed_count",
+    per_word: str = "",
+    page: str = GROUP_PAGE,
+) -> str:
     """customer_search_steps: the statements of one search, in the order their rows are listed.
 
-    `declare`, `per_word` (run for each typed word of a rank group) and `page` (emits the group's
-    page statements) are the points a later revision may change; the defaults are this one's.
+    `declare`, `completed` (which typed words may be the beginning of a name word: here the last
+    one), `per_word` (run for each typed word of a rank group) and `page` (emits the group's page
+    statements) are the points a later revision may change; the defaults are this one's.
     """
     # Values are inlined (quoted by format) so each statement is planned for its own words.
     # 'page' statements take the number of rows still wanted as $1; 'count' statements list
@@ -388,7 +395,7 @@ def search_steps_sql(*, declare: str = "", per_word: str = "", page: str = GROUP
                     UNION ALL
                     -- the word being typed: its most frequent completions
                     (SELECT d.word, 0.9::float8, d.frequency FROM public.customer_name_words d
-                     WHERE t.word_number = typed_count AND d.organization_id = org
+                     WHERE {completed} AND d.organization_id = org
                        AND d.word > t.typed_word AND d.word < t.typed_word || chr(1114111)
                        AND starts_with(d.word, t.typed_word)
                      ORDER BY d.frequency DESC, d.word LIMIT 8)

@@ -1,4 +1,6 @@
-"""Name search: a large rank group is read month by month of activity, newest first.
+"""Name search: every typed word may be the beginning of a name word ("mar gonz" finds María
+González, not only "maria gonz"), and a large rank group is read month by month of activity,
+newest first.
 
 A two-word name shared by ~1,000 customers out of a million ("ivan dominguez") was read through
 the GIN index and sorted by recency, one heap page per match (~1,100 pages, most of the
@@ -109,7 +111,9 @@ def upgrade():
                         RETURN NEXT;
                     END LOOP;
                 END IF;"""
-    op.execute(previous.search_steps_sql(declare=DECLARE, per_word=PER_WORD, page=page))
+    op.execute(
+        previous.search_steps_sql(declare=DECLARE, completed="true", per_word=PER_WORD, page=page)
+    )
 
 
 def downgrade():
