@@ -371,13 +371,13 @@ def search_statements(query: str):
         PAGE_SIZE,
         SearchFilters,
         _count_function,
+        _customers_matching,
         _recent_statement,
-        _search_function,
     )
 
     filters = SearchFilters(query=query)
     if query:
-        return _search_function(filters, limit=PAGE_SIZE + 1), _count_function(
+        return _customers_matching(filters, limit=PAGE_SIZE + 1), _count_function(
             filters, cap=COUNT_CAP + 1
         )
     else:

@@ -123,8 +123,9 @@ def _recent_statement(filters: SearchFilters):
     return statement
 
 
-def _search_function(filters: SearchFilters, *, after=(None, None), limit: int | None):
-    return sa.select(sa.column("customer_id", sa.Uuid), sa.column("rank", sa.Float)).select_from(
+def _search_matches(filters: SearchFilters, *, after=(None, None), limit: int | None):
+    """The search function's rows: customer_id, rank, and position (the order it lists them)."""
+    return (
         sa.func.customer_search(
             filters.query,
             filters.status,
@@ -134,7 +135,23 @@ def _search_function(filters: SearchFilters, *, after=(None, None), limit: int |
             sa.cast(after[0], sa.Float),
             sa.cast(after[1], sa.Uuid),
             limit,
-        ).table_valued("customer_id", "rank")
+        )
+        .table_valued(
+            sa.column("customer_id", sa.Uuid),
+            sa.column("rank", sa.Float),
+            with_ordinality="position",
+        )
+        .render_derived()
+    )
+
+
+def _customers_matching(filters: SearchFilters, *, after=(None, None), limit: int | None):
+    """The customers the search lists, with their rank, in its order (one statement)."""
+    found = _search_matches(filters, after=after, limit=limit)
+    return (
+        sa.select(Customer, found.c.rank)
+        .join(found, found.c.customer_id == Customer.customer_id)
+        .order_by(found.c.position)
     )
 
 
@@ -180,20 +197,14 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
         last_key = lambda customer: customer.activity_at.isoformat()  # noqa: E731
     else:
         rows = db.session.execute(
-            _search_function(
+            _customers_matching(
                 filters,
                 after=(float(key), after_id) if after_id else (None, None),
                 limit=PAGE_SIZE + 1,
             )
         ).all()
-        ranks = {row.customer_id: row.rank for row in rows}
-        found = {
-            customer.customer_id: customer
-            for customer in db.session.scalars(
-                sa.select(Customer).where(Customer.customer_id.in_(list(ranks)))
-            )
-        }
-        customers = [found[row.customer_id] for row in rows if row.customer_id in found]
+        ranks = {customer.customer_id: rank for customer, rank in rows}
+        customers = [customer for customer, _ in rows]
         last_key = lambda customer: repr(ranks[customer.customer_id])  # noqa: E731
     next_cursor = None
     if len(customers) > PAGE_SIZE:
@@ -217,12 +228,7 @@ def customer_export_rows(
 ) -> Iterator[Customer]:
     """The first `limit` customers of the search, streamed from a server-side cursor."""
     if filters.query:
-        ids = _search_function(filters, limit=limit).subquery()
-        statement = (
-            sa.select(Customer)
-            .join(ids, ids.c.customer_id == Customer.customer_id)
-            .order_by(ids.c.rank.desc(), Customer.customer_id.desc())
-        )
+        statement = _customers_matching(filters, limit=limit)
     else:
         statement = (
             _recent_statement(filters)
@@ -253,12 +259,10 @@ def customer_duplicates(
                 found.setdefault(customer.customer_id, (customer, f"mismo {label}"))
     name = f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
     if len(name) >= 5:
-        similar = db.session.execute(_search_function(SearchFilters(query=name), limit=limit)).all()
-        ids = [row.customer_id for row in similar if row.rank >= 0.75]
-        for customer in db.session.scalars(
-            sa.select(Customer).where(Customer.customer_id.in_(ids))
-        ):
-            found.setdefault(customer.customer_id, (customer, "nombre muy parecido"))
+        similar = _customers_matching(SearchFilters(query=name), limit=limit)
+        for customer, rank in db.session.execute(similar):
+            if rank >= 0.75:
+                found.setdefault(customer.customer_id, (customer, "nombre muy parecido"))
     found.pop(exclude, None)
     return list(found.values())[:limit]
 
