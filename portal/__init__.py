@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
+    from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
     from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
@@ -67,6 +68,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.users import bp as users_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(customers_bp, url_prefix="/customers")
     app.register_blueprint(credit_bp, url_prefix="/credit")

@@ -99,6 +99,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def scope_request():
         set_organization(None)
+        if request.blueprint == "api":
+            return None  # the API is scoped by its bearer key alone; cookies count for nothing
         if request.endpoint == "static" or ("sid" not in session and "_user_id" not in session):
             return None
         if not _session_valid() or session_revoked(session["sid"]):

@@ -59,11 +59,12 @@ REQUEST_FIELDS = (
 
 
 class CreditError(ValueError):
-    """A credit operation that cannot be done, with a Spanish message and the field concerned."""
+    """A credit operation that cannot be done: a Spanish message, the field, a stable code."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, code: str = "credit_refused"):
         super().__init__(message)
         self.field = field
+        self.code = code
 
 
 def _snapshot(account: CreditAccount, request: CreditRequest | None = None) -> dict:
@@ -406,40 +407,65 @@ def credit_limit_decrease(
 # --- usages --------------------------------------------------------------------------------
 
 
-def _overdue_exists(account_id):
+def overdue_exists(account_id):
+    """SQL: the account has overdue usages (the overdue hold)."""
     return sa.exists().where(
         CreditUsage.credit_account_id == account_id, CreditUsage.status == "overdue"
     )
 
 
-def _refusal(account_id: uuid.UUID, amount: Decimal) -> str:
+def _refusal(account_id: uuid.UUID, amount: Decimal) -> CreditError:
+    """Why a charge was refused, with the stable code the API answers (read afresh)."""
+    db.session.expire_all()  # rows loaded before the refused UPDATE may be stale by now
     account = account_get(account_id)
     customer = db.session.scalar(
         sa.select(Customer).where(Customer.customer_id == account.customer_id)
     )
     if customer.status == "blocked":
-        return "Cliente bloqueado: no puede recibir nuevos cargos."
+        return CreditError(
+            "Cliente bloqueado: no puede recibir nuevos cargos.", "amount", "customer_blocked"
+        )
     if customer.status != "active":
-        return "El cliente está inactivo."
+        return CreditError("El cliente está inactivo.", "amount", "customer_inactive")
     if account.status != "approved":
-        return f"La cuenta de crédito está {ACCOUNT_STATUSES[account.status].lower()}."
-    if db.session.scalar(sa.select(_overdue_exists(account_id))):
-        return "Retención por mora: la cuenta tiene cargos vencidos sin pagar."
-    return (
+        return CreditError(
+            f"La cuenta de crédito está {ACCOUNT_STATUSES[account.status].lower()}.",
+            "amount",
+            "account_suspended" if account.status == "suspended" else "account_not_approved",
+        )
+    if db.session.scalar(sa.select(overdue_exists(account_id))):
+        return CreditError(
+            "Retención por mora: la cuenta tiene cargos vencidos sin pagar.",
+            "amount",
+            "overdue_hold",
+        )
+    return CreditError(
         f"Crédito disponible insuficiente: disponible {money(account.credit_available)}, "
-        f"solicitado {money(amount)}."
+        f"solicitado {money(amount)}.",
+        "amount",
+        "insufficient_credit",
     )
 
 
 @atomic
 def usage_charge(
-    *, account_id: uuid.UUID, order_id: uuid.UUID, amount: Decimal, actor: StaffUser | None
+    *,
+    account_id: uuid.UUID,
+    order_id: uuid.UUID,
+    amount: Decimal,
+    actor: Actor | None,
+    order_number: str | None = None,
 ) -> tuple[CreditUsage, bool]:
-    """Charge an order to the account once; a retry returns the existing usage (created=False)."""
+    """Charge an order to the account once; a retry returns the existing usage (created=False).
+
+    A refusal undoes only this charge (a savepoint), so a caller's own unit of work, e.g. the
+    API's idempotency record, can keep the refusal as its answer.
+    """
     account = account_get(account_id)
     if account is None:
         raise LookupError(account_id)
     usage_id = uuid.uuid4()
+    attempt = db.session.begin_nested()
     inserted = db.session.execute(
         pg_insert(CreditUsage)
         .values(
@@ -458,10 +484,13 @@ def usage_charge(
     if inserted is None:
         existing = db.session.scalar(sa.select(CreditUsage).where(CreditUsage.order_id == order_id))
         if existing.credit_account_id != account_id or existing.amount != amount:
+            attempt.rollback()
             raise CreditError(
                 "Esta orden ya tiene un cargo registrado por otro monto o en otra cuenta.",
                 "order_id",
+                "order_already_charged",
             )
+        attempt.commit()
         return existing, False
     # One atomic conditional UPDATE: concurrent charges serialise on the row and re-check it.
     charged = db.session.execute(
@@ -470,7 +499,7 @@ def usage_charge(
             CreditAccount.credit_account_id == account_id,
             CreditAccount.status == "approved",
             CreditAccount.credit_used + amount <= CreditAccount.credit_limit,
-            ~_overdue_exists(account_id),
+            ~overdue_exists(account_id),
             sa.exists().where(
                 Customer.customer_id == CreditAccount.customer_id, Customer.status == "active"
             ),
@@ -480,8 +509,9 @@ def usage_charge(
         .execution_options(synchronize_session=False)
     ).scalar()
     if charged is None:
-        db.session.rollback()
-        raise CreditError(_refusal(account_id, amount), "amount")
+        attempt.rollback()
+        raise _refusal(account_id, amount)
+    attempt.commit()
     usage = usage_get(usage_id)
     db.session.refresh(account)
     audit_record(
@@ -494,7 +524,8 @@ def usage_charge(
             "amount": amount,
             "due_date": usage.due_date,
             "credit_used": account.credit_used,
-        },
+        }
+        | ({"order_number": order_number} if order_number else {}),
         actor=actor,
     )
     return usage, True
@@ -506,7 +537,7 @@ def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
 
 
 @atomic
-def usage_cancel(*, usage_id: uuid.UUID, actor: StaffUser | None) -> CreditUsage:
+def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
     """Cancel a pending usage nothing was paid against; the credit comes back."""
     usage = usage_get(usage_id)
     if usage is None:
