@@ -58,6 +58,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     from portal.api import bp as api_bp
+    from portal.api import keys_bp
     from portal.auth import bp as auth_bp
     from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(users_bp, url_prefix="/users")
     app.register_blueprint(settings_bp, url_prefix="/settings")
+    app.register_blueprint(keys_bp, url_prefix="/settings/api-keys")
 
 
 def register_errors(app: Flask) -> None:

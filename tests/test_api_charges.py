@@ -1,15 +1,10 @@
 """The checkout API charges and cancels through the credit services, once per Idempotency-Key."""
 
-import threading
 import uuid
-from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
-from portal.api.models import IdempotencyRecord
-from portal.credit.models import CreditAccount, CreditUsage
-from portal.credit.services import usage_charge
+from portal.credit.models import CreditAccount
 from portal.extensions import db
 from tests import factories
 

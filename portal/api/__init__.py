@@ -1,7 +1,13 @@
-"""The checkout API under /api/v1: bearer API keys, JSON in and out, RFC 9457 problems."""
+"""The checkout API under /api/v1 (bearer keys, JSON, RFC 9457 problems) and its keys' pages."""
 
 from flask import Blueprint
 
-bp = Blueprint("api", __name__)
+from portal.api.labels import LABELS
+from portal.formatting import labels_register
 
-from portal.api import views  # noqa: E402,F401
+bp = Blueprint("api", __name__)
+# Staff pages (session, CSRF) that manage the keys; the settings page links to them.
+keys_bp = Blueprint("api_keys", __name__)
+labels_register(bp, LABELS)
+
+from portal.api import keys_views, views  # noqa: E402,F401

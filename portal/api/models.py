@@ -21,8 +21,8 @@ SCOPES = {
 class ApiKey(TenantMixin, db.Model):
     """A key the order service calls the API with; only the SHA-256 of its secret is stored.
 
-    The app role cannot read `secret_hash` (column grants); authentication gets it only through
-    api_key_lookup(), so select the other columns explicitly.
+    The app role cannot read `secret_hash` (column grants): it is deferred and never loaded;
+    authentication gets it only through api_key_lookup().
     """
 
     __tablename__ = "api_keys"
@@ -30,7 +30,7 @@ class ApiKey(TenantMixin, db.Model):
     api_key_id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(sa.String(100))
     prefix: Mapped[str] = mapped_column(sa.String(16))
-    secret_hash: Mapped[str] = mapped_column(sa.CHAR(64))
+    secret_hash: Mapped[str] = mapped_column(sa.CHAR(64), deferred=True, deferred_raiseload=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created_at()

@@ -62,11 +62,7 @@ def api_key_create(*, name: str, scopes: list[str], actor: Actor) -> tuple[ApiKe
 
 def api_key_get(api_key_id: uuid.UUID) -> ApiKey | None:
     """One key of the current organization, without its hash (the app role cannot read it)."""
-    return db.session.scalar(
-        sa.select(ApiKey)
-        .options(sa.orm.defer(ApiKey.secret_hash, raiseload=True))
-        .where(ApiKey.api_key_id == api_key_id)
-    )
+    return db.session.scalar(sa.select(ApiKey).where(ApiKey.api_key_id == api_key_id))
 
 
 @atomic
