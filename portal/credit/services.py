@@ -7,6 +7,7 @@ Every operation keeps it inside one transaction, with the account row locked or 
 UPDATE, and the database CHECKs (credit_used <= credit_limit, amounts > 0) as the backstop.
 """
 
+import logging
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal
@@ -31,6 +32,8 @@ from portal.extensions import db
 from portal.money import money
 from portal.settings.services import organization_settings_get
 from portal.transaction import atomic
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_FIELDS = (
     "status",
@@ -577,6 +580,31 @@ def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
         actor=actor,
     )
     return usage_get(usage_id)
+
+
+@atomic
+def usages_cancel_for_orders(*, order_ids: list[uuid.UUID], actor: Actor) -> int:
+    """Cancel the pending charges of cancelled orders, each by usage_cancel; how many were.
+
+    A charge that can no longer be cancelled (something was paid against it) stays as it is.
+    """
+    pending = list(
+        db.session.scalars(
+            sa.select(CreditUsage.usage_id).where(
+                CreditUsage.order_id.in_(order_ids), CreditUsage.status == "pending"
+            )
+        )
+    )
+    cancelled = 0
+    for usage_id in pending:
+        try:
+            with db.session.begin_nested():
+                usage_cancel(usage_id=usage_id, actor=actor)
+        except CreditError:
+            log.warning("cancelled order's charge kept", extra={"usage_id": str(usage_id)})
+        else:
+            cancelled += 1
+    return cancelled
 
 
 # --- payments ------------------------------------------------------------------------------
