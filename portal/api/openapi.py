@@ -87,8 +87,7 @@ def _operation_document(endpoint: str, declared: Operation, view, parameters: li
         problems |= COMMON_PROBLEMS
     if declared.query or declared.body or parameters or declared.idempotent:
         problems.setdefault(422, "Datos inválidos: `errors` dice qué campo y por qué.")
-    if declared.body:
-        problems.setdefault(400, "El cuerpo no es un objeto JSON.")
+        problems.setdefault(400, "Solicitud mal formada: JSON inválido o caracteres NUL.")
     for status, description in sorted(problems.items()):
         responses[str(status)] = {
             "description": description,
