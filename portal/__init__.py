@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.segments import bp as segments_bp
     from portal.settings import bp as settings_bp
     from portal.users import bp as users_bp
+    from portal.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
@@ -78,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(users_bp, url_prefix="/users")
     app.register_blueprint(settings_bp, url_prefix="/settings")
     app.register_blueprint(keys_bp, url_prefix="/settings/api-keys")
+    app.register_blueprint(webhooks_bp, url_prefix="/settings/webhooks")
 
 
 def register_errors(app: Flask) -> None:

@@ -1,6 +1,5 @@
 """API keys on the settings page (org admins): create (the secret shown once) and revoke."""
 
-import secrets
 import uuid
 
 from flask import abort, request, url_for
@@ -12,11 +11,9 @@ from portal.api.selectors import api_keys_list
 from portal.api.services import api_key_create, api_key_revoke
 from portal.auth.permissions import permission_required
 from portal.htmx import INVALID, done, render
-from portal.tasks import redis_connection
+from portal.security import shown_once_pop, shown_once_put
 
 PARTIAL = "api/_keys.html"
-SHOWN_ONCE_KEY = "portal:api-key-shown:{}"
-SHOWN_ONCE_SECONDS = 300
 
 
 def _context(**extra) -> dict:
@@ -27,9 +24,8 @@ def _context(**extra) -> dict:
 @permission_required("settings.manage")
 def index():
     """The keys section; after a creation without JavaScript it shows the new key once."""
-    token = request.args.get("shown", "")[:64]
-    new_key = redis_connection().getdel(SHOWN_ONCE_KEY.format(token)) if token else None
-    return render("api/keys.html", PARTIAL, **_context(new_key=new_key and new_key.decode()))
+    new_key = shown_once_pop(request.args.get("shown"))
+    return render("api/keys.html", PARTIAL, **_context(new_key=new_key))
 
 
 @keys_bp.post("/")
@@ -40,12 +36,9 @@ def create():
     if not form.validate_on_submit():
         return render("api/keys.html", PARTIAL, key_form=form, keys=api_keys_list(), status=INVALID)
     key, secret = api_key_create(name=form.name.data, scopes=form.scopes.data, actor=current_user)
-    # The redirect must not carry the secret (URL, flashed cookie): Redis keeps it for one read.
-    token = secrets.token_urlsafe(16)
-    redis_connection().set(SHOWN_ONCE_KEY.format(token), secret, ex=SHOWN_ONCE_SECONDS)
     return done(
         f"Clave «{key.name}» creada. Cópiela ahora: no se volverá a mostrar.",
-        redirect_to=url_for("api_keys.index", shown=token),
+        redirect_to=url_for("api_keys.index", shown=shown_once_put(secret)),
         partial=PARTIAL,
         context=lambda: _context(new_key=secret),
     )

@@ -32,6 +32,7 @@ from portal.extensions import db
 from portal.money import money
 from portal.settings.services import organization_settings_get
 from portal.transaction import atomic
+from portal.webhooks.services import outbox_publish
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,15 @@ def _snapshot(account: CreditAccount, request: CreditRequest | None = None) -> d
     return snapshot
 
 
+# Audited transitions other services hear about, as outbound events (the outbox).
+OUTBOUND_EVENTS = {
+    "credit.approved": "customer.credit.approved",
+    "credit.suspended": "customer.credit.suspended",
+    "credit.limit_changed": "customer.credit.limit_changed",
+    "credit.increase_approved": "customer.credit.limit_changed",
+}
+
+
 def _audit_account(
     action: str,
     account: CreditAccount,
@@ -84,14 +94,29 @@ def _audit_account(
     actor: Actor,
     request: CreditRequest | None = None,
 ) -> None:
+    """Audit a transition and, for those other services follow, publish it in the outbox."""
+    after = _snapshot(account, request)
     audit_record(
         action=action,
         entity_type="credit_account",
         entity_id=account.credit_account_id,
         before=before,
-        after=_snapshot(account, request),
+        after=after,
         actor=actor,
     )
+    if action in OUTBOUND_EVENTS:
+        outbox_publish(
+            event_type=OUTBOUND_EVENTS[action],
+            data={
+                "customer_id": account.customer_id,
+                "credit_account_id": account.credit_account_id,
+                "status": account.status,
+                "credit_limit": account.credit_limit,
+                "payment_term_days": account.payment_term_days,
+                "previous_credit_limit": (before or {}).get("credit_limit"),
+                "reason": account.suspension_reason if account.status == "suspended" else None,
+            },
+        )
 
 
 # --- accounts ------------------------------------------------------------------------------
