@@ -49,8 +49,15 @@ class ApiCaller:
 
 def key_generate() -> tuple[str, str, str]:
     """A new key: (the whole key shown once, its public prefix, the hash stored)."""
-    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    return f"csk_{prefix}_{secret}", prefix, secret_digest(secret)
+    return key_parts(f"csk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}")
+
+
+def key_parts(key: str) -> tuple[str, str, str]:
+    """(the whole key, its public prefix, the hash stored) of a well-formed key."""
+    match = KEY_PATTERN.fullmatch(key)
+    if match is None:
+        raise ValueError("malformed API key")
+    return key, match.group(1), secret_digest(match.group(2))
 
 
 def secret_digest(secret: str) -> str:

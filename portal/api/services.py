@@ -12,7 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from portal.api.auth import ApiCaller, key_generate
+from portal.api.auth import ApiCaller, key_generate, key_parts
 from portal.api.models import ApiKey, IdempotencyRecord
 from portal.api.schemas import ChargeSchema
 from portal.api.selectors import charge_body
@@ -35,9 +35,14 @@ REFUSAL_STATUS = {"order_already_charged": 409}
 
 
 @atomic
-def api_key_create(*, name: str, scopes: list[str], actor: Actor) -> tuple[ApiKey, str]:
-    """A new key of the current organization; the whole key is returned only now."""
-    key, prefix, digest = key_generate()
+def api_key_create(
+    *, name: str, scopes: list[str], actor: Actor, key: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new key of the current organization; the whole key is returned only now.
+
+    `key` installs a given key (the demo's published one) instead of a new random one.
+    """
+    key, prefix, digest = key_parts(key) if key else key_generate()
     api_key_id = uuid.uuid4()
     db.session.execute(
         sa.insert(ApiKey).values(
