@@ -98,8 +98,8 @@ def accounts_load(owner: sa.Engine, count: int) -> list[str]:
             ),
             {"org": ORGANIZATION, "ids": ids},
         )
-    with owner.begin() as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE customers, credit_accounts")
+    with owner.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM (ANALYZE) customers, credit_accounts")
     return [str(customer_id) for customer_id in ids]
 
 

@@ -67,43 +67,48 @@ def customer_credit(customer_id: uuid.UUID) -> dict | None:
     }
 
 
-def charge_body(usage_id: uuid.UUID) -> dict | None:
-    """A charge with its account's standing after it, and the order number it was made with."""
-    row = db.session.execute(
-        sa.select(
-            CreditUsage,
-            CreditAccount.customer_id,
-            CreditAccount.credit_limit,
-            CreditAccount.credit_used,
-            CreditAccount.credit_available,
-            IdempotencyRecord.order_number,
-        )
-        .join(CreditAccount, CreditAccount.credit_account_id == CreditUsage.credit_account_id)
-        .outerjoin(IdempotencyRecord, IdempotencyRecord.usage_id == CreditUsage.usage_id)
-        .where(CreditUsage.usage_id == usage_id)
-        .limit(1)
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None:
-        return None
-    usage = row.CreditUsage
+def charge_body(usage: CreditUsage, account: CreditAccount, order_number: str | None) -> dict:
+    """A charge with its account's standing, and the order number it was made with."""
     return {
         "charge_id": usage.usage_id,
-        "customer_id": row.customer_id,
+        "customer_id": account.customer_id,
         "credit_account_id": usage.credit_account_id,
         "order_id": usage.order_id,
-        "order_number": row.order_number,
+        "order_number": order_number,
         "amount": usage.amount,
         "status": usage.status,
         "due_date": usage.due_date,
         "created_at": usage.created_at,
         "cancelled_at": usage.cancelled_at,
         "credit": {
-            "credit_limit": row.credit_limit,
-            "credit_used": row.credit_used,
-            "credit_available": row.credit_available,
+            "credit_limit": account.credit_limit,
+            "credit_used": account.credit_used,
+            "credit_available": account.credit_available,
         },
     }
+
+
+def charge_find(usage_id: uuid.UUID) -> dict | None:
+    """One charge as the API shows it (read afresh), or None."""
+    row = db.session.execute(
+        sa.select(CreditUsage, CreditAccount, IdempotencyRecord.order_number)
+        .join(CreditAccount, CreditAccount.credit_account_id == CreditUsage.credit_account_id)
+        .outerjoin(IdempotencyRecord, IdempotencyRecord.usage_id == CreditUsage.usage_id)
+        .where(CreditUsage.usage_id == usage_id)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    ).first()
+    return charge_body(*row) if row else None
+
+
+def charge_target(customer_id: uuid.UUID) -> tuple[bool, CreditAccount | None]:
+    """Whether the customer exists in the organization, and its credit account (one statement)."""
+    row = db.session.execute(
+        sa.select(Customer.customer_id, CreditAccount)
+        .outerjoin(CreditAccount, CreditAccount.customer_id == Customer.customer_id)
+        .where(Customer.customer_id == customer_id)
+    ).first()
+    return (row is not None, row.CreditAccount if row else None)
 
 
 def api_keys_list() -> list:

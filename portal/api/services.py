@@ -15,16 +15,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from portal.api.auth import ApiCaller, key_generate, key_parts
 from portal.api.models import ApiKey, IdempotencyRecord
 from portal.api.schemas import ChargeSchema
-from portal.api.selectors import charge_body
+from portal.api.selectors import charge_body, charge_find, charge_target
 from portal.audit import Actor, audit_record
 from portal.credit.services import (
     CreditError,
-    account_for_customer,
     usage_cancel,
     usage_charge,
     usage_get,
 )
-from portal.customers.services import customer_get
 from portal.db import current_organization_id
 from portal.errors import Problem
 from portal.extensions import db
@@ -142,10 +140,10 @@ def api_charge_create(
         .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
         .returning(IdempotencyRecord.idempotency_key)
     )
-    record = db.session.scalar(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.idempotency_key == idempotency_key)
-    )
     if inserted is None:
+        record = db.session.scalar(
+            sa.select(IdempotencyRecord).where(IdempotencyRecord.idempotency_key == idempotency_key)
+        )
         if record.request_hash != digest:
             raise Problem(
                 409,
@@ -153,9 +151,10 @@ def api_charge_create(
                 "Esta Idempotency-Key ya se usó con otro cuerpo de solicitud.",
             )
         return record.status_code, record.response, True
-    if customer_get(customer_id) is None:
+    found, account = charge_target(customer_id)
+    if not found:
         raise Problem(404, "customer_not_found", "No existe un cliente con ese id.")
-    account = account_for_customer(customer_id)
+    usage_id = None
     try:
         if account is None:
             raise CreditError(
@@ -172,10 +171,15 @@ def api_charge_create(
         status = REFUSAL_STATUS.get(error.code, 422)
         body = Problem(status, error.code, str(error)).body()
     else:
-        record.usage_id = usage.usage_id
-        db.session.flush()
-        status, body = (201 if created else 200), ChargeSchema().dump(charge_body(usage.usage_id))
-    record.status_code, record.response = status, body
+        # The account was refreshed by the charge (the same instance): no read needed here,
+        # where the audit chain is already locked until the commit.
+        usage_id, status = usage.usage_id, (201 if created else 200)
+        body = ChargeSchema().dump(charge_body(usage, account, order_number))
+    db.session.execute(
+        sa.update(IdempotencyRecord)
+        .where(IdempotencyRecord.idempotency_key == idempotency_key)
+        .values(usage_id=usage_id, status_code=status, response=body)
+    )
     return status, body, False
 
 
@@ -190,4 +194,4 @@ def api_charge_cancel(*, caller: ApiCaller, usage_id: uuid.UUID) -> dict:
             usage_cancel(usage_id=usage_id, actor=caller.actor)
         except CreditError as error:
             raise Problem(409, "charge_not_cancellable", str(error)) from None
-    return ChargeSchema().dump(charge_body(usage_id))
+    return ChargeSchema().dump(charge_find(usage_id))
