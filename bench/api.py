@@ -9,6 +9,7 @@ Targets (issue 12): p95 <= 20 ms and throughput >= 0.4 x the baseline.
 """
 
 import argparse
+import os
 import secrets
 import uuid
 from pathlib import Path
@@ -133,6 +134,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA)
     wrk_arguments(parser)
     args = parser.parse_args()
+    # The per-key limit guards production; here it would only measure itself.
+    os.environ["API_RATE_LIMIT"] = "1000000 per minute"
     urls = services(args.data_dir, "portal_bench_api")
     owner = owner_engine_for(urls)
     say(f"== preparing {args.accounts:,} approved accounts")
