@@ -191,3 +191,16 @@ def test_unknown_api_paths_answer_problems(api, app):
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     assert response.json["code"] == "not_found" and response.json["detail"]
+
+
+def test_the_settings_page_shows_the_keys_section(login_as, org_a):
+    factories.api_key_create(org_a.organization_id, name="Caja central")
+    admin = login_as("org_admin")
+    page = admin.get("/settings/")
+    assert page.status_code == 200
+    assert 'id="api-keys"' in page.text and "Caja central" in page.text
+    created = admin.post(
+        "/settings/api-keys/", {"name": "Tienda web", "scopes": ["credit:read"]}, headers=HTMX
+    )
+    assert created.status_code == 200 and KEY.search(created.text)
+    assert "Clave «Tienda web» creada" in created.text

@@ -11,3 +11,6 @@ keys_bp = Blueprint("api_keys", __name__)
 labels_register(bp, LABELS)
 
 from portal.api import keys_views, views  # noqa: E402,F401
+
+# The settings page shows the keys section (api/_keys.html) with what these return.
+keys_bp.add_app_template_global(keys_views.keys_section, "api_keys_section")

@@ -16,7 +16,8 @@ from portal.security import shown_once_pop, shown_once_put
 PARTIAL = "api/_keys.html"
 
 
-def _context(**extra) -> dict:
+def keys_section(**extra) -> dict:
+    """What the keys section renders: the organization's keys and an empty form."""
     return {"key_form": ApiKeyForm(formdata=None), "keys": api_keys_list()} | extra
 
 
@@ -25,7 +26,7 @@ def _context(**extra) -> dict:
 def index():
     """The keys section; after a creation without JavaScript it shows the new key once."""
     new_key = shown_once_pop(request.args.get("shown"))
-    return render("api/keys.html", PARTIAL, **_context(new_key=new_key))
+    return render("api/keys.html", PARTIAL, **keys_section(new_key=new_key))
 
 
 @keys_bp.post("/")
@@ -40,7 +41,7 @@ def create():
         f"Clave «{key.name}» creada. Cópiela ahora: no se volverá a mostrar.",
         redirect_to=url_for("api_keys.index", shown=shown_once_put(secret)),
         partial=PARTIAL,
-        context=lambda: _context(new_key=secret),
+        context=lambda: keys_section(new_key=secret),
     )
 
 
@@ -56,5 +57,5 @@ def revoke(api_key_id: uuid.UUID):
         f"Clave «{key.name}» revocada.",
         redirect_to=url_for("api_keys.index"),
         partial=PARTIAL,
-        context=_context,
+        context=keys_section,
     )

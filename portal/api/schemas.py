@@ -1,6 +1,5 @@
 """What goes in and out of the API (marshmallow schemas); the OpenAPI document is built on them."""
 
-import re
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -159,16 +158,17 @@ class ProblemSchema(ApiSchema):
 
 
 def field_errors(error: ValidationError) -> dict[str, list[str]]:
-    """Marshmallow's messages as {field: [messages]} (nested and schema errors flattened)."""
+    """Marshmallow's messages as {field: [messages]}; errors of the whole body under "body"."""
     flat: dict[str, list[str]] = {}
 
     def walk(prefix: str, messages) -> None:
         if isinstance(messages, dict):
             for key, value in messages.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), value)
+                name = "body" if key == "_schema" else str(key)
+                walk(f"{prefix}.{name}" if prefix else name, value)
         else:
             items = messages if isinstance(messages, list) else [messages]
-            flat.setdefault(prefix or "_schema", []).extend(str(item) for item in items)
+            flat.setdefault(prefix or "body", []).extend(str(item) for item in items)
 
     walk("", error.messages)
-    return {re.sub(r"^_schema$", "body", key): value for key, value in flat.items()}
+    return flat
