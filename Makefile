@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test install assets chromium lint format bench bench-pages bench-worker schema-doc clean
+.PHONY: run test install assets chromium lint format bench bench-pages bench-worker bench-api schema-doc clean
 
 run: install
 	$(PY) -m portal.embedded serve --port $(PORT)
@@ -53,6 +53,9 @@ bench-pages: install
 bench-worker: install
 	$(PY) -m bench.events $(BENCH_ARGS)
 	$(PY) -m bench.segments $(BENCH_ARGS)
+
+bench-api: install
+	$(PY) -m bench.api $(BENCH_ARGS)
 
 # docs/schema.md from a database migrated from empty (a test fails when it is stale).
 schema-doc: install

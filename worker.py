@@ -15,10 +15,12 @@ from portal.credit.jobs import overdue_sweep
 from portal.events.jobs import inbox_sweep
 from portal.segments.jobs import segments_nightly
 from portal.tasks import cron_run, queue
+from portal.webhooks.jobs import webhooks_sweep
 
 # Cron times are UTC: 07:00 is 02:00 in Panama, 11:00 is 06:00 (before branches open).
 SCHEDULE = [
     (inbox_sweep, "* * * * *"),
+    (webhooks_sweep, "* * * * *"),
     (segments_nightly, "0 7 * * *"),
     (overdue_sweep, "0 11 * * *"),
 ]

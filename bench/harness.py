@@ -299,7 +299,20 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-WRK_SCRIPT = """
+# Every wrk script ends with this: the figures as one JSON line (a %-template, hence %%).
+WRK_DONE = """
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %%d, "duration_us": %%d, "errors": %%d,' ..
+    ' "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration,
+    errors.connect + errors.read + errors.write + errors.status + errors.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+WRK_SCRIPT = (
+    """
 local paths = {%(paths)s}
 local headers = {%(headers)s}
 local thread_count = 0
@@ -314,17 +327,9 @@ function request()
   position = ((position or start or 0) %% #paths) + 1
   return wrk.format("GET", paths[position], headers)
 end
-
-function done(summary, latency, requests)
-  local errors = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %%d, "duration_us": %%d, "errors": %%d,' ..
-    ' "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
-    summary.requests, summary.duration,
-    errors.connect + errors.read + errors.write + errors.status + errors.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
-end
 """
+    + WRK_DONE
+)
 
 
 def _lua_string(text: str) -> str:
@@ -348,13 +353,25 @@ def log_statuses(log_path: Path, offset: int) -> Counter:
 
 
 def wrk_run(label: str, port: int, paths: list[str], headers: dict, connections: int, args, log):
-    """Drive 127.0.0.1:port with wrk for args.duration seconds, rotating through paths.
-
-    Non-200 answers are counted from the portal's request log `log` (None for the baseline)."""
+    """GET paths in rotation with wrk for args.duration seconds (see wrk_script_run)."""
     script = WRK_SCRIPT % {
         "paths": ", ".join(_lua_string(path) for path in paths),
-        "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()),
+        "headers": lua_table(headers),
     }
+    return wrk_script_run(label, port, script, connections, args, log)
+
+
+def lua_table(values: dict[str, str]) -> str:
+    """The inside of a Lua table literal of plain ASCII strings."""
+    return ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in values.items())
+
+
+def wrk_script_run(
+    label: str, port: int, script: str, connections: int, args, log, *, expected=(200,)
+):
+    """Drive 127.0.0.1:port with a wrk Lua script (ending with WRK_DONE) for args.duration s.
+
+    Answers other than `expected` are counted from the portal's request log `log`."""
     offset = log.stat().st_size if log else 0
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
@@ -404,8 +421,8 @@ def wrk_run(label: str, port: int, paths: list[str], headers: dict, connections:
         f"   p95 {result.p95_ms:7.1f}   p99 {result.p99_ms:7.1f} ms   errors {result.errors}"
         + (f"   statuses {{{statuses}}}" if statuses else "")
     )
-    if set(result.statuses) - {200}:
-        say(f"  WARNING: {label} got non-200 statuses: {dict(result.statuses)}")
+    if set(result.statuses) - set(expected):
+        say(f"  WARNING: {label} got unexpected statuses: {dict(result.statuses)}")
     return result
 
 

@@ -57,6 +57,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
+    from portal.api import bp as api_bp
+    from portal.api import keys_bp
     from portal.auth import bp as auth_bp
     from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
@@ -65,8 +67,10 @@ def register_blueprints(app: Flask) -> None:
     from portal.segments import bp as segments_bp
     from portal.settings import bp as settings_bp
     from portal.users import bp as users_bp
+    from portal.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(customers_bp, url_prefix="/customers")
     app.register_blueprint(credit_bp, url_prefix="/credit")
@@ -74,6 +78,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(users_bp, url_prefix="/users")
     app.register_blueprint(settings_bp, url_prefix="/settings")
+    app.register_blueprint(keys_bp, url_prefix="/settings/api-keys")
+    app.register_blueprint(webhooks_bp, url_prefix="/settings/webhooks")
 
 
 def register_errors(app: Flask) -> None:

@@ -28,8 +28,19 @@ class SystemActor:
 
 
 SYSTEM_ACTOR = SystemActor()
+
+
+class NamedActor:
+    """A machine that acts under a name, e.g. an API key: no staff user, its name in the log."""
+
+    staff_user_id = None
+
+    def __init__(self, label: str):
+        self.email = label
+
+
 # A forward reference: portal.auth's services write audit rows, so this module cannot import it.
-Actor = Union["StaffUser", SystemActor]
+Actor = Union["StaffUser", SystemActor, NamedActor]
 
 
 def _sealed(column_type, **kwargs):

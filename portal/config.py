@@ -85,6 +85,14 @@ class Config:
         self.LOGIN_RATE_LIMIT_PER_ADDRESS = env("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per 15 minutes")
         self.CUSTOMER_EXPORT_MAX_ROWS = int(env("CUSTOMER_EXPORT_MAX_ROWS", "100000"))
         self.CUSTOMER_EXPORT_RATE_LIMIT = env("CUSTOMER_EXPORT_RATE_LIMIT", "5 per hour")
+        self.API_RATE_LIMIT = env("API_RATE_LIMIT", "1200 per minute")
+        self.WEBHOOK_TIMEOUT_SECONDS = int(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+        # A claimed delivery is retried after this if its worker died mid-request.
+        self.WEBHOOK_LEASE_SECONDS = int(env("WEBHOOK_LEASE_SECONDS", "60"))
+        # Development and tests deliver to local receivers; production only to public https.
+        self.WEBHOOK_ALLOW_PRIVATE = _env_bool(
+            "WEBHOOK_ALLOW_PRIVATE", self.ENV_NAME != "production"
+        )
         self.RQ_QUEUE = env("RQ_QUEUE", "portal")
         self.OVERDUE_SUSPEND_DAYS = int(env("OVERDUE_SUSPEND_DAYS", "30"))
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")

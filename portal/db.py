@@ -58,8 +58,11 @@ def _apply_scope(session: Session, connection: sa.Connection) -> None:
 def _scope_new_transaction(session, transaction, connection):
     """Every transaction starts by stating its organization (SET LOCAL), or none: fail closed.
 
-    The same statement states the audit actor, which the audit_log trigger records.
+    The same statement states the audit actor, which the audit_log trigger records. A
+    SAVEPOINT inside the transaction inherits its settings: nothing to state again.
     """
+    if transaction.nested:
+        return
     _apply_scope(session, connection)
 
 
@@ -85,6 +88,14 @@ def set_organization(organization_id: uuid.UUID | None) -> None:
     if _scope_stated(session) and session.is_active:
         # The open transaction was begun under the previous scope; restate it.
         _apply_scope(session, session.connection())
+
+
+def set_scope(
+    organization_id: uuid.UUID, actor_id: uuid.UUID | None, actor_label: str | None
+) -> None:
+    """Scope the context to an organization and an actor at once (one statement if restated)."""
+    _current_actor.set((str(actor_id) if actor_id else "", actor_label or ""))
+    set_organization(organization_id)
 
 
 def set_actor(actor_id: uuid.UUID | None, actor_label: str | None) -> None:

@@ -215,6 +215,13 @@ def serve(port: int, seed: bool = True) -> int:
         ),
     ]
     print(f"Portal: http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
+    if seed:
+        from portal.demo.api import DEMO_API_KEY
+
+        print(
+            f"Demo checkout API key: {DEMO_API_KEY}  (http://127.0.0.1:{port}/api/v1/docs)",
+            flush=True,
+        )
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -1,6 +1,7 @@
 """Sessions, roles and response headers: the rules every request goes through."""
 
 import hashlib
+import secrets
 import time
 
 from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
@@ -99,6 +100,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def scope_request():
         set_organization(None)
+        if request.blueprint == "api":
+            return None  # the API is scoped by its bearer key alone; cookies count for nothing
         if request.endpoint == "static" or ("sid" not in session and "_user_id" not in session):
             return None
         if not _session_valid() or session_revoked(session["sid"]):
@@ -133,3 +136,25 @@ def init_app(app: Flask) -> None:
         if "sid" in session:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+SHOWN_ONCE_KEY = "portal:shown-once:{}"
+SHOWN_ONCE_SECONDS = 300
+
+
+def shown_once_put(secret: str) -> str:
+    """Keep a new secret for the page a redirect lands on; the redirect carries only a token.
+
+    Neither the URL nor the (signed, not encrypted) session cookie may carry the secret.
+    """
+    token = secrets.token_urlsafe(16)
+    redis_connection().set(SHOWN_ONCE_KEY.format(token), secret, ex=SHOWN_ONCE_SECONDS)
+    return token
+
+
+def shown_once_pop(token: str | None) -> str | None:
+    """The secret kept under the token, deleted as it is read: a reload shows nothing."""
+    if not token:
+        return None
+    value = redis_connection().getdel(SHOWN_ONCE_KEY.format(token[:64]))
+    return value.decode() if value else None

@@ -326,6 +326,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
     production: the demo accounts share a published password.
     """
     from portal.demo import quick_commits
+    from portal.demo.api import api_key_seed
     from portal.demo.credit import credit_seed
     from portal.demo.events import events_seed
     from portal.segments.services import segments_recompute
@@ -354,6 +355,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
                 segments_recompute(today=today)  # the segments page is populated on first visit
                 db.session.commit()
         created = True
+    api_key_seed(organization_id=DEMO_ORG_ID)  # also into demo data seeded before the API
     return created
 
 

@@ -5,9 +5,10 @@ import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from wtforms import StringField
+from wtforms import SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.money import money_parse
 
@@ -134,3 +135,10 @@ class WholeNumberField(StringField):
 def errors_text(form) -> str:
     """All of a form's errors in one line, for a refusal shown outside the form."""
     return " ".join(error for errors in form.errors.values() for error in errors)
+
+
+class CheckboxListField(SelectMultipleField):
+    """Several choices as a list of checkboxes (roles, scopes)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()

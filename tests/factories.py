@@ -10,7 +10,8 @@ from functools import cache
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.audit import AuditEntry
+from portal.api.services import api_key_create as _api_key_create
+from portal.audit import SYSTEM_ACTOR, AuditEntry
 from portal.auth.models import ROLES, Organization, StaffUser
 from portal.auth.services import password_hash
 from portal.credit.models import CreditAccount, CreditRequest
@@ -168,3 +169,13 @@ def scoped(organization_id: uuid.UUID):
     with _scope(organization_id):
         yield
         db.session.rollback()
+
+
+ALL_SCOPES = ("customers:read", "credit:read", "credit:charge")
+
+
+def api_key_create(organization_id: uuid.UUID, scopes=ALL_SCOPES, name: str = "Checkout") -> str:
+    """A committed API key of the organization; returns the whole key (shown once)."""
+    with _scope(organization_id):
+        _, key = _api_key_create(name=name, scopes=list(scopes), actor=SYSTEM_ACTOR)
+    return key

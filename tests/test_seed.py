@@ -219,3 +219,13 @@ def test_seeding_twice_changes_nothing(app, seeded, tenant_tables, owner_engine)
         assert demo_seed(customers=SIZE) is False
         db.session.remove()
     assert snapshot() == before and before["customers"] == 2 * SIZE
+
+
+def test_the_demo_api_key_that_make_run_prints_finds_a_demo_customer(seeded):
+    from portal.demo.api import DEMO_API_KEY
+
+    response = seeded.test_client().get(
+        "/api/v1/customers?phone=6000-0001", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json["phone"] == "+50760000001"

@@ -7,6 +7,7 @@ Every operation keeps it inside one transaction, with the account row locked or 
 UPDATE, and the database CHECKs (credit_used <= credit_limit, amounts > 0) as the backstop.
 """
 
+import logging
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal
@@ -31,6 +32,9 @@ from portal.extensions import db
 from portal.money import money
 from portal.settings.services import organization_settings_get
 from portal.transaction import atomic
+from portal.webhooks.services import outbox_publish
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_FIELDS = (
     "status",
@@ -59,11 +63,12 @@ REQUEST_FIELDS = (
 
 
 class CreditError(ValueError):
-    """A credit operation that cannot be done, with a Spanish message and the field concerned."""
+    """A credit operation that cannot be done: a Spanish message, the field, a stable code."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, code: str = "credit_refused"):
         super().__init__(message)
         self.field = field
+        self.code = code
 
 
 def _snapshot(account: CreditAccount, request: CreditRequest | None = None) -> dict:
@@ -73,6 +78,15 @@ def _snapshot(account: CreditAccount, request: CreditRequest | None = None) -> d
     return snapshot
 
 
+# Audited transitions other services hear about, as outbound events (the outbox).
+OUTBOUND_EVENTS = {
+    "credit.approved": "customer.credit.approved",
+    "credit.suspended": "customer.credit.suspended",
+    "credit.limit_changed": "customer.credit.limit_changed",
+    "credit.increase_approved": "customer.credit.limit_changed",
+}
+
+
 def _audit_account(
     action: str,
     account: CreditAccount,
@@ -80,14 +94,29 @@ def _audit_account(
     actor: Actor,
     request: CreditRequest | None = None,
 ) -> None:
+    """Audit a transition and, for those other services follow, publish it in the outbox."""
+    after = _snapshot(account, request)
     audit_record(
         action=action,
         entity_type="credit_account",
         entity_id=account.credit_account_id,
         before=before,
-        after=_snapshot(account, request),
+        after=after,
         actor=actor,
     )
+    if action in OUTBOUND_EVENTS:
+        outbox_publish(
+            event_type=OUTBOUND_EVENTS[action],
+            data={
+                "customer_id": account.customer_id,
+                "credit_account_id": account.credit_account_id,
+                "status": account.status,
+                "credit_limit": account.credit_limit,
+                "payment_term_days": account.payment_term_days,
+                "previous_credit_limit": (before or {}).get("credit_limit"),
+                "reason": account.suspension_reason if account.status == "suspended" else None,
+            },
+        )
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -406,40 +435,65 @@ def credit_limit_decrease(
 # --- usages --------------------------------------------------------------------------------
 
 
-def _overdue_exists(account_id):
+def overdue_exists(account_id):
+    """SQL: the account has overdue usages (the overdue hold)."""
     return sa.exists().where(
         CreditUsage.credit_account_id == account_id, CreditUsage.status == "overdue"
     )
 
 
-def _refusal(account_id: uuid.UUID, amount: Decimal) -> str:
+def _refusal(account_id: uuid.UUID, amount: Decimal) -> CreditError:
+    """Why a charge was refused, with the stable code the API answers (read afresh)."""
+    db.session.expire_all()  # rows loaded before the refused UPDATE may be stale by now
     account = account_get(account_id)
     customer = db.session.scalar(
         sa.select(Customer).where(Customer.customer_id == account.customer_id)
     )
     if customer.status == "blocked":
-        return "Cliente bloqueado: no puede recibir nuevos cargos."
+        return CreditError(
+            "Cliente bloqueado: no puede recibir nuevos cargos.", "amount", "customer_blocked"
+        )
     if customer.status != "active":
-        return "El cliente está inactivo."
+        return CreditError("El cliente está inactivo.", "amount", "customer_inactive")
     if account.status != "approved":
-        return f"La cuenta de crédito está {ACCOUNT_STATUSES[account.status].lower()}."
-    if db.session.scalar(sa.select(_overdue_exists(account_id))):
-        return "Retención por mora: la cuenta tiene cargos vencidos sin pagar."
-    return (
+        return CreditError(
+            f"La cuenta de crédito está {ACCOUNT_STATUSES[account.status].lower()}.",
+            "amount",
+            "account_suspended" if account.status == "suspended" else "account_not_approved",
+        )
+    if db.session.scalar(sa.select(overdue_exists(account_id))):
+        return CreditError(
+            "Retención por mora: la cuenta tiene cargos vencidos sin pagar.",
+            "amount",
+            "overdue_hold",
+        )
+    return CreditError(
         f"Crédito disponible insuficiente: disponible {money(account.credit_available)}, "
-        f"solicitado {money(amount)}."
+        f"solicitado {money(amount)}.",
+        "amount",
+        "insufficient_credit",
     )
 
 
 @atomic
 def usage_charge(
-    *, account_id: uuid.UUID, order_id: uuid.UUID, amount: Decimal, actor: StaffUser | None
+    *,
+    account_id: uuid.UUID,
+    order_id: uuid.UUID,
+    amount: Decimal,
+    actor: Actor | None,
+    order_number: str | None = None,
 ) -> tuple[CreditUsage, bool]:
-    """Charge an order to the account once; a retry returns the existing usage (created=False)."""
+    """Charge an order to the account once; a retry returns the existing usage (created=False).
+
+    A refusal undoes only this charge (a savepoint), so a caller's own unit of work, e.g. the
+    API's idempotency record, can keep the refusal as its answer.
+    """
     account = account_get(account_id)
     if account is None:
         raise LookupError(account_id)
     usage_id = uuid.uuid4()
+    attempt = db.session.begin_nested()
     inserted = db.session.execute(
         pg_insert(CreditUsage)
         .values(
@@ -458,10 +512,13 @@ def usage_charge(
     if inserted is None:
         existing = db.session.scalar(sa.select(CreditUsage).where(CreditUsage.order_id == order_id))
         if existing.credit_account_id != account_id or existing.amount != amount:
+            attempt.rollback()
             raise CreditError(
                 "Esta orden ya tiene un cargo registrado por otro monto o en otra cuenta.",
                 "order_id",
+                "order_already_charged",
             )
+        attempt.commit()
         return existing, False
     # One atomic conditional UPDATE: concurrent charges serialise on the row and re-check it.
     charged = db.session.execute(
@@ -470,7 +527,7 @@ def usage_charge(
             CreditAccount.credit_account_id == account_id,
             CreditAccount.status == "approved",
             CreditAccount.credit_used + amount <= CreditAccount.credit_limit,
-            ~_overdue_exists(account_id),
+            ~overdue_exists(account_id),
             sa.exists().where(
                 Customer.customer_id == CreditAccount.customer_id, Customer.status == "active"
             ),
@@ -480,8 +537,9 @@ def usage_charge(
         .execution_options(synchronize_session=False)
     ).scalar()
     if charged is None:
-        db.session.rollback()
-        raise CreditError(_refusal(account_id, amount), "amount")
+        attempt.rollback()
+        raise _refusal(account_id, amount)
+    attempt.commit()
     usage = usage_get(usage_id)
     db.session.refresh(account)
     audit_record(
@@ -494,7 +552,8 @@ def usage_charge(
             "amount": amount,
             "due_date": usage.due_date,
             "credit_used": account.credit_used,
-        },
+        }
+        | ({"order_number": order_number} if order_number else {}),
         actor=actor,
     )
     return usage, True
@@ -506,7 +565,7 @@ def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
 
 
 @atomic
-def usage_cancel(*, usage_id: uuid.UUID, actor: StaffUser | None) -> CreditUsage:
+def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
     """Cancel a pending usage nothing was paid against; the credit comes back."""
     usage = usage_get(usage_id)
     if usage is None:
@@ -546,6 +605,31 @@ def usage_cancel(*, usage_id: uuid.UUID, actor: StaffUser | None) -> CreditUsage
         actor=actor,
     )
     return usage_get(usage_id)
+
+
+@atomic
+def usages_cancel_for_orders(*, order_ids: list[uuid.UUID], actor: Actor) -> int:
+    """Cancel the pending charges of cancelled orders, each by usage_cancel; how many were.
+
+    A charge that can no longer be cancelled (something was paid against it) stays as it is.
+    """
+    pending = list(
+        db.session.scalars(
+            sa.select(CreditUsage.usage_id).where(
+                CreditUsage.order_id.in_(order_ids), CreditUsage.status == "pending"
+            )
+        )
+    )
+    cancelled = 0
+    for usage_id in pending:
+        try:
+            with db.session.begin_nested():
+                usage_cancel(usage_id=usage_id, actor=actor)
+        except CreditError:
+            log.warning("cancelled order's charge kept", extra={"usage_id": str(usage_id)})
+        else:
+            cancelled += 1
+    return cancelled
 
 
 # --- payments ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ The text search calls the reviewed SECURITY DEFINER functions `customer_search` 
 `customer_search_count`, because trigram/LIKE operators cannot use an index below an RLS policy.
 """
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from portal.audit import AuditEntry
 from portal.customers.models import UNIQUE_FIELDS, Address, Customer
 from portal.extensions import db
 from portal.segments.models import CustomerSegment
+from portal.validation import normalize_phone
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,39 @@ def customer_export_rows(
 
 
 # --- customers ----------------------------------------------------------------------------
+
+
+def contact_keys(
+    *, email: str | None = None, phone: str | None = None, document: str | None = None
+) -> dict:
+    """Email, phone and document as typed, in the form they are stored and matched in.
+
+    Email lowercased, phone in E.164 (None when it is not a valid number), document as its
+    search key (letters and digits, uppercased), like the search box and the duplicate check.
+    """
+    try:
+        phone = normalize_phone(phone.strip()[:30]) if phone and phone.strip() else None
+    except ValueError:
+        phone = None
+    document_key = re.sub(r"[^0-9A-Za-z]", "", document or "").upper()[:50]
+    return {
+        "email": (email or "").strip().lower()[:255] or None,
+        "phone": phone,
+        "document_key": document_key or None,
+    }
+
+
+def customer_find(
+    *, email: str | None = None, phone: str | None = None, document: str | None = None
+) -> Customer | None:
+    """The one customer with this email, phone or document (normalised first), if any."""
+    keys = contact_keys(email=email, phone=phone, document=document)
+    conditions = [getattr(Customer, column) == value for column, value in keys.items() if value]
+    if not conditions:
+        return None
+    return db.session.scalar(
+        sa.select(Customer).where(sa.or_(*conditions)).order_by(Customer.customer_id).limit(1)
+    )
 
 
 def customer_duplicates(

@@ -16,6 +16,7 @@ from portal.customers.models import UNIQUE_FIELDS, Address, Customer
 from portal.customers.selectors import SearchFilters, customer_match_count
 from portal.extensions import db
 from portal.transaction import atomic
+from portal.webhooks.services import outbox_publish
 
 AUDITED_FIELDS = (
     "customer_type",
@@ -195,7 +196,15 @@ def customer_update(*, customer_id: uuid.UUID, data: dict, version_id, actor: Ac
         after=changed_after,
         actor=actor,
     )
+    _publish_updated(customer, changed_after)
     return customer
+
+
+def _publish_updated(customer: Customer, changed: dict) -> None:
+    outbox_publish(
+        event_type="customer.updated",
+        data={"customer_id": customer.customer_id, "changed": changed},
+    )
 
 
 @atomic
@@ -219,6 +228,7 @@ def customer_set_status(
         after={"status": status, "status_reason": reason},
         actor=actor,
     )
+    _publish_updated(customer, {"status": status, "status_reason": reason})
     return customer
 
 

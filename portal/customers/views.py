@@ -21,6 +21,7 @@ from portal.customers.forms import AddressForm, CustomerForm, SearchForm, Status
 from portal.customers.selectors import (
     SearchFilters,
     address_list,
+    contact_keys,
     customer_duplicates,
     customer_export_rows,
     customer_match_count,
@@ -44,7 +45,7 @@ from portal.db import keep_scope
 from portal.errors import error_response
 from portal.extensions import limiter
 from portal.htmx import INVALID, done, is_htmx, refused, render
-from portal.validation import errors_text, form_error, normalize_phone
+from portal.validation import errors_text, form_error
 
 log = logging.getLogger(__name__)
 SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
@@ -191,16 +192,12 @@ def _form_page(form, customer, error: CustomerError | None = None):
 def duplicates():
     """Possible duplicates of the customer being typed (an htmx fragment)."""
     args = request.args
-    phone = (args.get("phone") or "").strip()[:30]
-    try:
-        phone = normalize_phone(phone) if phone else None
-    except ValueError:
-        phone = None
+    keys = contact_keys(email=args.get("email"), phone=args.get("phone"))
     data = {
         "first_name": (args.get("first_name") or "").strip()[:100],
         "last_name": (args.get("last_name") or "").strip()[:100],
-        "email": (args.get("email") or "").strip().lower()[:255] or None,
-        "phone": phone,
+        "email": keys["email"],
+        "phone": keys["phone"],
         "document_number": "".join((args.get("document_number") or "").split()).upper()[:50]
         or None,
     }

@@ -11,6 +11,8 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
+from portal.audit import SYSTEM_ACTOR
+from portal.credit.services import usages_cancel_for_orders
 from portal.customers.models import LOYALTY_TIERS
 from portal.db import current_organization_id
 from portal.extensions import db
@@ -18,7 +20,8 @@ from portal.tasks import enqueue_scoped
 
 log = logging.getLogger(__name__)
 TIER_EVENT = "pricing.loyalty.tier_changed"
-ORDER_EVENTS = {"orders.order.completed": "completed", "orders.order.cancelled": "cancelled"}
+CANCELLED_EVENT = "orders.order.cancelled"
+ORDER_EVENTS = {"orders.order.completed": "completed", CANCELLED_EVENT: "cancelled"}
 
 _APPLY_TIERS = sa.text(
     """
@@ -172,6 +175,10 @@ def process_events(event_ids: list[str]) -> dict:
         db.session.execute(
             _LAST_PURCHASE, {"customers": sorted({row.customer_id for row in orders})}
         )
+        cancelled = [uuid.UUID(row.order_id) for row in orders if row.event_type == CANCELLED_EVENT]
+        if cancelled:
+            # Last: the credit service commits the batch as one unit with its cancellations.
+            usages_cancel_for_orders(order_ids=cancelled, actor=SYSTEM_ACTOR)
         from portal.segments.jobs import segments_recompute_soon
 
         segments_recompute_soon()

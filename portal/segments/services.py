@@ -21,9 +21,9 @@ from portal import clock
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.segments.models import SEGMENTS, CustomerSegment
+from portal.webhooks.services import FAN_OUT, deliveries_start_after_commit, outbox_subscribed
 
-_RECOMPUTE = sa.text(
-    """
+_SEGMENTED = """
     WITH stats AS (
         SELECT customer_id,
                (max(completed_at) AT TIME ZONE 'America/Panama')::date AS last_purchase_day,
@@ -52,6 +52,8 @@ _RECOMPUTE = sa.text(
                END AS segment_code
         FROM scored
     )
+"""
+_UPSERT = """
     INSERT INTO customer_segments (
         organization_id, customer_id, segment_code, rfm_recency, rfm_frequency, rfm_monetary,
         lifetime_value, average_order_value, total_orders, days_since_last_purchase,
@@ -73,15 +75,48 @@ _RECOMPUTE = sa.text(
         days_since_last_purchase = excluded.days_since_last_purchase,
         is_vip = excluded.is_vip, is_at_risk = excluded.is_at_risk,
         calculated_at = excluded.calculated_at, updated_at = excluded.updated_at
+"""
+_RECOMPUTE = sa.text(_SEGMENTED + _UPSERT)
+# The same, publishing customer.segment_changed for every customer whose segment changed: the
+# CTEs all read the snapshot from before the upsert, so `previous` holds the old segments.
+_RECOMPUTE_PUBLISHING = sa.text(
+    _SEGMENTED
+    + """,
+    previous AS (SELECT customer_id, segment_code FROM customer_segments),
+    upserted AS ("""
+    + _UPSERT
+    + """ RETURNING customer_id, segment_code),
+    events AS (
+        INSERT INTO outbox_events (organization_id, event_type, data)
+        SELECT :org, 'customer.segment_changed',
+               jsonb_build_object('customer_id', u.customer_id,
+                                  'previous_segment', p.segment_code,
+                                  'segment', u.segment_code)
+        FROM upserted u JOIN previous p ON p.customer_id = u.customer_id
+        WHERE p.segment_code IS DISTINCT FROM u.segment_code
+        RETURNING organization_id, event_id, event_type
+    ),
+    fanned AS ("""
+    + FAN_OUT.format(events="events")
+    + """ RETURNING delivery_id)
+    SELECT (SELECT count(*) FROM upserted) AS written, (SELECT count(*) FROM fanned) AS fanned
     """
 )
 
 
 def segments_recompute(*, today: date | None = None) -> int:
-    """Recompute every customer's segment of the current organization; returns rows written."""
-    return db.session.execute(
-        _RECOMPUTE, {"org": current_organization_id(), "today": today or clock.today()}
-    ).rowcount
+    """Recompute every customer's segment of the current organization; returns rows written.
+
+    Changes of segment are published (customer.segment_changed) only when some subscription
+    wants them: at a million customers the comparison is not free.
+    """
+    parameters = {"org": current_organization_id(), "today": today or clock.today()}
+    if not outbox_subscribed("customer.segment_changed"):
+        return db.session.execute(_RECOMPUTE, parameters).rowcount
+    written, fanned = db.session.execute(_RECOMPUTE_PUBLISHING, parameters).one()
+    if fanned:
+        deliveries_start_after_commit()
+    return written
 
 
 def segment_distribution() -> list[dict]:

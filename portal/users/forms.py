@@ -1,25 +1,18 @@
 """Forms for staff user management."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectMultipleField, StringField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.auth.models import ROLES
 from portal.validation import (
+    CheckboxListField,
     choices,
     no_control_characters,
     normalize_email_field,
     strip_field,
     valid_email,
 )
-
-
-class RolesField(SelectMultipleField):
-    """Roles as a list of checkboxes."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class StaffUserEditForm(FlaskForm):
@@ -34,7 +27,7 @@ class StaffUserEditForm(FlaskForm):
         ],
         filters=[strip_field],
     )
-    roles = RolesField(
+    roles = CheckboxListField(
         "Roles",
         choices=choices(ROLES),
         validators=[DataRequired("Elija al menos un rol.")],
