@@ -7,8 +7,8 @@ name, scopes and the SHA-256 of its secret, which the app compares in constant t
 secret itself is never stored. Webhook deliveries due across organizations are found by
 webhook_deliveries_due(), like inbox_stalled() for the event inbox.
 
-Revision ID: 0013_api
-Revises: 0012_reports
+Revision ID: 0017_api
+Revises: 0016_search_months
 Create Date: 2026-11-29
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from portal.schema import app_role, grant_app, tenant_rls
 
-revision = "0013_api"
-down_revision = "0012_reports"
+revision = "0017_api"
+down_revision = "0016_search_months"
 branch_labels = None
 depends_on = None
 
