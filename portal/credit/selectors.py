@@ -17,42 +17,120 @@ from portal.credit.models import (
 )
 from portal.credit.services import credit_request_allowed
 from portal.customers.models import Customer
+from portal.events.models import Purchase
 from portal.extensions import db
 from portal.segments.models import CustomerSegment
 
 OUTSTANDING = ("pending", "overdue")
+# How staff know the order of a charge: its number from the purchases projection, else the
+# start of its internal id.
+ORDER_NUMBER = sa.func.coalesce(
+    sa.select(Purchase.order_number)
+    .where(Purchase.order_id == CreditUsage.order_id)
+    .correlate(CreditUsage)
+    .scalar_subquery(),
+    sa.func.left(sa.cast(CreditUsage.order_id, sa.String), 8),
+)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request with the names of who asked and who decided (None while pending)."""
+
+    request: CreditRequest
+    requester_name: str
+    decider_name: str | None
+    customer_name: str | None = None
+    customer_id: uuid.UUID | None = None
+
+
+_REQUESTER = aliased(StaffUser)
+_DECIDER = aliased(StaffUser)
+
+
+def _request_views(statement) -> list[RequestView]:
+    return [
+        RequestView(request, requester, decider, *rest)
+        for request, requester, decider, *rest in db.session.execute(statement)
+    ]
+
+
+def _requests_with_names(*columns):
+    return (
+        sa.select(CreditRequest, _REQUESTER.full_name, _DECIDER.full_name, *columns)
+        .join(_REQUESTER, _REQUESTER.staff_user_id == CreditRequest.requested_by)
+        .outerjoin(_DECIDER, _DECIDER.staff_user_id == CreditRequest.decided_by)
+    )
+
+
+def request_latest(account_id: uuid.UUID) -> RequestView | None:
+    """The account's latest request (pending or decided), with names."""
+    views = _request_views(
+        _requests_with_names()
+        .where(CreditRequest.credit_account_id == account_id)
+        .order_by(CreditRequest.requested_at.desc(), CreditRequest.credit_request_id.desc())
+        .limit(1)
+    )
+    return views[0] if views else None
+
+
+def requests_of(requester_id: uuid.UUID, *, limit: int = 100) -> list[RequestView]:
+    """A requester's requests, newest first, with the customer and the decision."""
+    return _request_views(
+        _requests_with_names(Customer.first_name + " " + Customer.last_name, Customer.customer_id)
+        .join(CreditAccount, CreditAccount.credit_account_id == CreditRequest.credit_account_id)
+        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
+        .where(CreditRequest.requested_by == requester_id)
+        .order_by(CreditRequest.requested_at.desc(), CreditRequest.credit_request_id.desc())
+        .limit(limit)
+    )
+
+
+def decisions_unseen_count(requester_id: uuid.UUID) -> int:
+    """How many of the requester's requests were decided since they last looked."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CreditRequest)
+        .where(
+            CreditRequest.requested_by == requester_id,
+            CreditRequest.state != "pending",
+            CreditRequest.decision_seen_at.is_(None),
+        )
+    )
 
 
 @dataclass(frozen=True)
 class AccountLedger:
-    """What the account page and its partials render, read in three statements."""
+    """What the account page and its partials render."""
 
     account: CreditAccount
     customer: Customer
-    pending_request: CreditRequest | None
-    usages: list[tuple[CreditUsage, Decimal]]
-    payments: list[tuple[CreditPayment, list[CreditPaymentAllocation]]]
+    request: RequestView | None
+    usages: list[tuple[CreditUsage, Decimal, str]]
+    payments: list[tuple[CreditPayment, list]]
+
+    @property
+    def pending_request(self) -> CreditRequest | None:
+        """The request waiting for a decision, if any."""
+        if self.request and self.request.request.state == "pending":
+            return self.request.request
+        return None
 
 
 def account_ledger(account_id: uuid.UUID) -> AccountLedger | None:
-    """The account with its customer, pending request, usages (with what is owed) and payments."""
-    pending = aliased(
-        CreditRequest,
-        sa.select(CreditRequest).where(CreditRequest.state == "pending").subquery(),
-    )
+    """The account with its customer, latest request, usages (with what is owed) and payments."""
     head = db.session.execute(
-        sa.select(CreditAccount, Customer, pending)
+        sa.select(CreditAccount, Customer)
         .join(Customer, Customer.customer_id == CreditAccount.customer_id)
-        .outerjoin(pending, pending.credit_account_id == CreditAccount.credit_account_id)
         .where(CreditAccount.credit_account_id == account_id)
     ).first()
     if head is None:
         return None
-    account, customer, pending_request = head
+    account, customer = head
     return AccountLedger(
         account=account,
         customer=customer,
-        pending_request=pending_request,
+        request=request_latest(account_id),
         usages=account_usages(account_id),
         payments=account_payments(account_id),
     )
@@ -133,28 +211,30 @@ def credit_queue_count() -> int:
     )
 
 
-def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal]]:
-    """The account's usages, newest first, with what is still owed on each."""
+def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal, str]]:
+    """The account's usages, newest first, with what is still owed on each and its order
+    number."""
     allocated = (
         sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
         .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
         .scalar_subquery()
     )
     rows = db.session.execute(
-        sa.select(CreditUsage, allocated)
+        sa.select(CreditUsage, allocated, ORDER_NUMBER)
         .where(CreditUsage.credit_account_id == account_id)
         .order_by(CreditUsage.created_at.desc())
     ).all()
     return [
-        (usage, usage.amount - paid if usage.status in OUTSTANDING else Decimal("0"))
-        for usage, paid in rows
+        (usage, usage.amount - paid if usage.status in OUTSTANDING else Decimal("0"), number)
+        for usage, paid, number in rows
     ]
 
 
 def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
-    """The account's payments, newest first, each with its allocations (and their reversals)."""
+    """The account's payments and write-offs, newest first, each with its allocations (and
+    their reversals) as (allocation, order number of the charge it applies to)."""
     rows = db.session.execute(
-        sa.select(CreditPayment, CreditPaymentAllocation)
+        sa.select(CreditPayment, CreditPaymentAllocation, ORDER_NUMBER)
         .outerjoin(
             CreditPaymentAllocation,
             CreditPaymentAllocation.payment_id == CreditPayment.payment_id,
@@ -171,10 +251,10 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
         )
     ).all()
     payments: dict[CreditPayment, list] = {}
-    for payment, allocation in rows:
+    for payment, allocation, order_number in rows:
         allocations = payments.setdefault(payment, [])
         if allocation is not None:
-            allocations.append(allocation)
+            allocations.append((allocation, order_number))
     return list(payments.items())
 
 
@@ -185,6 +265,7 @@ class CustomerCredit:
     account: CreditAccount | None
     activity: list[dict]
     request_allowed: bool
+    request: RequestView | None = None
 
 
 def customer_credit(customer: Customer, *, limit: int = 10) -> CustomerCredit:
@@ -196,29 +277,42 @@ def customer_credit(customer: Customer, *, limit: int = 10) -> CustomerCredit:
     if account is None:
         return CustomerCredit(account=None, activity=[], request_allowed=allowed)
     usages = sa.select(
-        sa.literal("usage").label("kind"),
+        sa.case((CreditUsage.status == "cancelled", "usage_cancelled"), else_="usage").label(
+            "kind"
+        ),
+        sa.literal(1).label("rank"),
         CreditUsage.created_at.label("at"),
         CreditUsage.amount.label("amount"),
         CreditUsage.status.label("status"),
-        ("Orden " + sa.cast(CreditUsage.order_id, sa.String)).label("detail"),
+        sa.null().label("method"),
+        ORDER_NUMBER.label("detail"),
     ).where(CreditUsage.credit_account_id == account.credit_account_id)
     payments = sa.select(
-        sa.literal("payment"),
+        sa.case(
+            (CreditPayment.kind == "write_off", "write_off"),
+            (CreditPayment.reversed_at.is_not(None), "payment_reversed"),
+            else_="payment",
+        ),
+        sa.literal(0),
         CreditPayment.created_at,
         CreditPayment.amount,
+        sa.null(),
         CreditPayment.payment_method,
         sa.func.coalesce(CreditPayment.payment_reference, ""),
     ).where(CreditPayment.credit_account_id == account.credit_account_id)
     movements = sa.union_all(usages, payments).subquery()
     rows = db.session.execute(
-        # On the same instant a usage comes before a payment ("usage" > "payment").
-        sa.select(movements).order_by(movements.c.at.desc(), movements.c.kind.desc()).limit(limit)
+        # On the same instant a usage comes before a payment.
+        sa.select(movements).order_by(movements.c.at.desc(), movements.c.rank.desc()).limit(limit)
     ).mappings()
     return CustomerCredit(
-        account=account, activity=[dict(row) for row in rows], request_allowed=allowed
+        account=account,
+        activity=[dict(row) for row in rows],
+        request_allowed=allowed,
+        request=request_latest(account.credit_account_id),
     )
 
 
 def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
     """What the usages say is owed: the right-hand side of the ledger invariant."""
-    return sum((owed for _, owed in account_usages(account_id)), Decimal("0"))
+    return sum((owed for _, owed, _ in account_usages(account_id)), Decimal("0"))

@@ -171,9 +171,9 @@ def reject(request_id: uuid.UUID):
 # --- the account ledger --------------------------------------------------------------------
 
 
-def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, **forms) -> dict:
+def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, ledger=None, **forms) -> dict:
     return {
-        "ledger": _ledger_or_404(account_id),
+        "ledger": ledger or _ledger_or_404(account_id),
         "failed": failed,
         "usage_form": forms.get("usage_form") or UsageForm(formdata=None),
         "payment_form": forms.get("payment_form")
@@ -196,11 +196,14 @@ def _ledger_refused(account_id: uuid.UUID, **forms):
 
 
 def _changed(account_id: uuid.UUID, message: str):
+    """Done: the ledger's panels in place (htmx) or a redirect to the account; `message` may
+    name the customer as {customer}."""
+    ledger = _ledger_or_404(account_id)
     return done(
-        message,
+        message.format(customer=ledger.customer.full_name),
         redirect_to=url_for("credit.account", account_id=account_id),
         partial="credit/_ledger.html",
-        context=lambda: _ledger_context(account_id),
+        context=lambda: _ledger_context(account_id, ledger=ledger),
     )
 
 
@@ -241,7 +244,9 @@ def charge(account_id: uuid.UUID):
         return _ledger_refused(account_id, usage_form=form)
     return _changed(
         account_id,
-        "Cargo registrado." if created else "Esta orden ya estaba cargada; no se cobró dos veces.",
+        "Cargo registrado a {customer}."
+        if created
+        else "Esta orden ya estaba cargada a {customer}; no se cobró dos veces.",
     )
 
 
@@ -257,7 +262,7 @@ def cancel_usage(usage_id: uuid.UUID):
         usage_cancel(usage_id=usage_id, actor=current_user)
     except CreditError as error:
         return _not_changed(account_id, str(error))
-    return _changed(account_id, "Cargo anulado; el crédito quedó disponible.")
+    return _changed(account_id, "Cargo de {customer} anulado; el crédito quedó disponible.")
 
 
 @bp.post("/accounts/<uuid:account_id>/payments")
@@ -283,7 +288,10 @@ def record_payment(account_id: uuid.UUID):
         form_error(form, str(error), error.field)
         return _ledger_refused(account_id, payment_form=form)
     return _changed(
-        account_id, "Pago registrado." if created else "Este pago ya estaba registrado."
+        account_id,
+        "Pago de {customer} registrado."
+        if created
+        else "Este pago de {customer} ya estaba registrado.",
     )
 
 
@@ -302,7 +310,7 @@ def reverse_payment(payment_id: uuid.UUID):
         payment_reverse(payment_id=payment_id, reason=form.reversal_reason.data, actor=current_user)
     except CreditError as error:
         return _not_changed(account_id, str(error))
-    return _changed(account_id, "Pago revertido.")
+    return _changed(account_id, "Pago de {customer} revertido.")
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
@@ -330,7 +338,7 @@ def suspend(account_id: uuid.UUID):
         lambda: credit_suspend(
             account_id=account_id, reason=form.suspension_reason.data, actor=current_user
         ),
-        "Cuenta suspendida.",
+        "Cuenta de crédito de {customer} suspendida.",
     )
 
 
@@ -345,7 +353,7 @@ def reactivate(account_id: uuid.UUID):
         lambda: credit_reactivate(
             account_id=account_id, notes=form.approval_notes.data, actor=current_user
         ),
-        "Cuenta reactivada.",
+        "Cuenta de crédito de {customer} reactivada.",
     )
 
 
@@ -363,7 +371,7 @@ def change_limit(account_id: uuid.UUID):
             reason=form.approval_notes.data,
             actor=current_user,
         ),
-        "Límite reducido.",
+        "Límite de crédito de {customer} reducido.",
     )
 
 
@@ -381,7 +389,7 @@ def request_increase(account_id: uuid.UUID):
             reason=form.reason.data,
             requester=current_user,
         ),
-        "Solicitud de aumento enviada a aprobación.",
+        "Solicitud de aumento para {customer} enviada a aprobación.",
     )
 
 

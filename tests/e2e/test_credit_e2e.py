@@ -71,7 +71,7 @@ def test_credit_staff_record_a_payment_and_see_the_allocation(page, org_a):
     form.get_by_label("Método").select_option("cash")
     form.get_by_label("Referencia").fill("REC-001")
     form.get_by_role("button", name="Registrar pago").click()
-    expect(page.locator("#ledger-message")).to_have_text("Pago registrado.")
+    expect(page.locator("#ledger-message")).to_have_text("Pago de Tomás Cedeño registrado.")
     expect(page.locator("#credit-available")).to_have_text("US$750.00")
     allocations = page.locator("#payments .allocations").first
     expect(allocations).to_contain_text("US$100.00")
