@@ -146,9 +146,12 @@ def _within_maximum(limit: Decimal, field: str) -> None:
         )
 
 
+REQUESTABLE = ("cancelled", "closed")  # a rejected line or a closed account: ask again
+
+
 def credit_request_allowed(*, customer: Customer, account: CreditAccount | None) -> bool:
     """Whether a new line may be requested: an active customer without a live account."""
-    return customer.status == "active" and (account is None or account.status == "cancelled")
+    return customer.status == "active" and (account is None or account.status in REQUESTABLE)
 
 
 @atomic
@@ -198,7 +201,7 @@ def credit_request(
             ):
                 return pending, False  # the same request submitted twice (a double click)
             raise CreditError("El cliente ya tiene una solicitud de crédito pendiente.")
-        if account.status != "cancelled":
+        if account.status not in REQUESTABLE:
             status = ACCOUNT_STATUSES[account.status].lower()
             raise CreditError(f"El cliente ya tiene una cuenta de crédito ({status}).")
         before = _snapshot(account)
@@ -206,6 +209,7 @@ def credit_request(
         account.credit_limit = Decimal("0")
         account.payment_term_days = term_days
         account.approved_by = account.approved_at = account.approval_notes = None
+        account.closed_at = account.closed_by = account.closure_reason = None
     request = CreditRequest(
         credit_account_id=account.credit_account_id,
         kind="new_line",
@@ -328,6 +332,31 @@ def _request_close(request, account, before, approver, *, state: str, notes: str
     db.session.flush()
     action = f"credit.increase_{state}" if request.kind == "increase" else f"credit.{state}"
     _audit_account(action, account, before, approver, request=request)
+
+
+@atomic
+def credit_decisions_seen(*, requester: StaffUser) -> set[uuid.UUID]:
+    """The requester saw the decisions on their requests ("Mis solicitudes"); the new ones."""
+    seen = db.session.scalars(
+        sa.update(CreditRequest)
+        .where(
+            CreditRequest.requested_by == requester.staff_user_id,
+            CreditRequest.state != "pending",
+            CreditRequest.decision_seen_at.is_(None),
+        )
+        .values(decision_seen_at=sa.func.now())
+        .returning(CreditRequest.credit_request_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if seen:
+        audit_record(
+            action="credit.decisions_seen",
+            entity_type="staff_user",
+            entity_id=requester.staff_user_id,
+            after={"requests": seen},
+            actor=requester,
+        )
+    return set(seen)
 
 
 def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:

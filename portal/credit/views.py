@@ -33,11 +33,13 @@ from portal.credit.selectors import (
     account_ledger,
     credit_queue,
     credit_queue_count,
+    requests_of,
 )
 from portal.credit.services import (
     CreditError,
     account_get,
     credit_approve,
+    credit_decisions_seen,
     credit_increase_request,
     credit_limit_decrease,
     credit_reactivate,
@@ -97,6 +99,14 @@ def request_credit(customer_id: uuid.UUID):
             )
     status = INVALID if form.is_submitted() else 200
     return render("credit/request.html", form=form, customer=customer, status=status)
+
+
+@bp.get("/mine")
+@permission_required("credit.request")
+def my_requests():
+    """The user's own requests with their states and decisions; opening it marks them seen."""
+    new = credit_decisions_seen(requester=current_user)
+    return render("credit/mine.html", requests=requests_of(current_user.staff_user_id), new=new)
 
 
 @bp.get("/queue")
