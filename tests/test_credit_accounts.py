@@ -101,7 +101,7 @@ def test_queue_shows_pending_oldest_first_with_facts(login_as, org_a):
     _request(staff, newer)
     page = login_as("credit_approver").get("/credit/queue").text
     assert page.index("Primera") < page.index("Segunda")
-    assert "US$1,500.00 a 45 días" in page and "Exposición actual" in page
+    assert "US$1,500.00<br><small>a 45 días" in page and "Exposición" in page
     assert 'id="queue-count">2<' in page
 
 
@@ -151,7 +151,8 @@ def test_four_eyes_the_requester_cannot_decide_even_by_a_forged_post(login_as, o
     client.login(both.email)
     _request(client, customer)
     account = _account(org_a, customer.customer_id)
-    page = client.get("/credit/queue").text
+    request_id = _pending_request(org_a, account.credit_account_id).credit_request_id
+    page = client.get(f"/credit/requests/{request_id}", headers=HTMX).text
     assert "Usted creó esta solicitud" in page and "/approve" not in page
     for action, data in (("approve", {}), ("reject", {"approval_notes": "Rechazo propio"})):
         response = client.post(_decide_url(org_a, account, action), data, headers=HTMX)

@@ -26,11 +26,11 @@ def _maximum(org) -> Decimal:
         return organization_settings_get().max_credit_limit
 
 
-def _set_maximum(org, amount: str) -> None:
+def _set_maximum(org, amount: str, level: str = "10000") -> None:
     with factories.scoped(org.organization_id):
         organization_settings_update(
             max_credit_limit=Decimal(amount),
-            approval_level=Decimal("10000"),
+            approval_level=Decimal(level),
             actor=org.users["org_admin"],
         )
 
@@ -106,6 +106,7 @@ def test_an_approval_above_the_maximum_is_refused(login_as, org_a):
     account = factories.credit_account_create(
         org_a.organization_id, customer.customer_id, status="pending", credit_limit=Decimal(0)
     )
+    _set_maximum(org_a, "50000", level="50000")  # the approver alone may decide up to it
     with factories.scoped(org_a.organization_id):
         request_id = credit_request_pending(account.credit_account_id).credit_request_id
     approver = login_as("credit_approver")

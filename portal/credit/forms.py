@@ -3,10 +3,18 @@
 import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.credit.models import PAYMENT_METHODS
+from portal.credit.models import PAYMENT_METHODS, REQUEST_KINDS
+from portal.credit.selectors import QUEUE_SORT_LABELS
 from portal.validation import (
     MoneyField,
     WholeNumberField,
@@ -27,6 +35,15 @@ def _reason(label: str, *, required: bool = True, maximum: int = 1000):
         no_control_characters_multiline,
     ]
     return TextAreaField(label, validators=validators, filters=[strip_field, empty_to_none])
+
+
+def _uuid(value):
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value).strip())
+    except ValueError:
+        return value
 
 
 def _within_term(form, field):
@@ -66,6 +83,51 @@ class RejectForm(FlaskForm):
     approval_notes = _reason("Motivo del rechazo")
 
 
+class QueueFilterForm(FlaskForm):
+    """Sort and narrow the approval queue (a GET form; the URL keeps it)."""
+
+    class Meta:
+        csrf = False
+
+    sort = SelectField("Ordenar por", choices=choices(QUEUE_SORT_LABELS), default="age")
+    kind = SelectField(
+        "Tipo", choices=choices({"": "Todos"} | REQUEST_KINDS), filters=[empty_to_none]
+    )
+    min_amount = MoneyField("Monto desde (US$)", validators=[Optional()])
+    max_amount = MoneyField("Monto hasta (US$)", validators=[Optional()])
+    requester = SelectField("Solicitante", choices=[], filters=[_uuid], validate_choice=False)
+
+    def validate_requester(self, field):
+        if field.data is not None and not isinstance(field.data, uuid.UUID):
+            raise ValidationError("Solicitante no válido.")
+
+    def validate_max_amount(self, field):
+        if field.data and self.min_amount.data and field.data < self.min_amount.data:
+            raise ValidationError("El monto máximo es menor que el mínimo.")
+
+
+class BulkDecisionForm(FlaskForm):
+    """Approve (at the requested values) or reject several requests, each decided on its own."""
+
+    request_ids = SelectMultipleField(
+        "Solicitudes", choices=[], validate_choice=False, coerce=_uuid
+    )
+    decision = SelectField(
+        "Decisión", choices=choices({"approve": "Aprobar", "reject": "Rechazar"})
+    )
+    approval_notes = _reason("Motivo o notas", required=False)
+
+    def validate_request_ids(self, field):
+        if not field.data:
+            raise ValidationError("Seleccione al menos una solicitud.")
+        if not all(isinstance(value, uuid.UUID) for value in field.data):
+            raise ValidationError("Selección no válida: recargue la página.")
+
+    def validate_approval_notes(self, field):
+        if self.decision.data == "reject" and not field.data:
+            raise ValidationError("Indique el motivo del rechazo.")
+
+
 class SuspendForm(FlaskForm):
     """Suspension needs a reason."""
 
@@ -96,15 +158,6 @@ class IncreaseForm(FlaskForm):
         id="increase-limit",
     )
     reason = _reason("Justificación")
-
-
-def _uuid(value):
-    if not value:
-        return None
-    try:
-        return uuid.UUID(str(value).strip())
-    except ValueError:
-        return value
 
 
 class UsageForm(FlaskForm):

@@ -7,6 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from portal import clock
 from portal.auth.models import StaffUser
 from portal.credit.models import (
     CreditAccount,
@@ -19,7 +20,6 @@ from portal.credit.services import credit_request_allowed
 from portal.customers.models import Customer
 from portal.events.models import Purchase
 from portal.extensions import db
-from portal.segments.models import CustomerSegment
 
 OUTSTANDING = ("pending", "overdue")
 # How staff know the order of a charge: its number from the purchases projection, else the
@@ -136,70 +136,125 @@ def account_ledger(account_id: uuid.UUID) -> AccountLedger | None:
     )
 
 
+QUEUE_SORTS = {
+    "age": "r.requested_at, r.credit_request_id",
+    "amount": "coalesce(r.requested_limit, r.write_off_amount) DESC, r.requested_at, "
+    "r.credit_request_id",
+    "risk": "coalesce(h.worst_late, 0) DESC, coalesce(h.late_12m, 0) DESC, "
+    "coalesce(h.on_time::numeric / nullif(h.settled, 0), 1), r.requested_at, r.credit_request_id",
+}
+QUEUE_SORT_LABELS = {"age": "Antigüedad", "amount": "Monto", "risk": "Riesgo"}
+# Worst lateness ever, as the aging report names its buckets.
+WORST_BUCKETS = (
+    (0, "Sin atrasos"),
+    (30, "1 a 30 días"),
+    (60, "31 a 60 días"),
+    (90, "61 a 90 días"),
+)
+_ZONE = clock.BUSINESS_ZONE.key
+# One statement: the pending requests with their customer, requester and the customer's payment
+# behaviour over every account of theirs (a new line's own account has no history yet).
+_QUEUE = """
+    SELECT r.credit_request_id, r.kind, r.requested_limit, r.write_off_amount,
+           r.requested_term_days, r.requested_at, r.reason, r.requested_by,
+           requester.full_name AS requester_name,
+           a.credit_account_id, a.credit_limit, a.payment_term_days, a.credit_used AS exposure,
+           c.customer_id, c.first_name || ' ' || c.last_name AS customer_name, c.loyalty_tier,
+           c.customer_type, s.segment_code, s.lifetime_value,
+           coalesce(h.settled, 0) AS settled, coalesce(h.on_time, 0) AS on_time,
+           h.late_12m, h.worst_late, coalesce(h.overdue, 0) AS overdue
+    FROM credit_requests r
+    JOIN credit_accounts a ON a.credit_account_id = r.credit_account_id
+    JOIN customers c ON c.customer_id = a.customer_id
+    JOIN staff_users requester ON requester.staff_user_id = r.requested_by
+    LEFT JOIN customer_segments s ON s.customer_id = c.customer_id
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE u.status = 'paid') AS settled,
+               count(*) FILTER (WHERE u.status = 'paid'
+                   AND (u.paid_at AT TIME ZONE :zone)::date <= u.due_date) AS on_time,
+               count(*) FILTER (WHERE u.status = 'overdue') AS overdue,
+               max(late) FILTER (WHERE u.due_date > CAST(:today AS date) - 365) AS late_12m,
+               max(late) AS worst_late
+        FROM credit_accounts history
+        JOIN credit_usages u ON u.credit_account_id = history.credit_account_id
+        CROSS JOIN LATERAL (
+            SELECT greatest(0, CASE
+                WHEN u.status = 'paid' THEN (u.paid_at AT TIME ZONE :zone)::date - u.due_date
+                WHEN u.status = 'cancelled' THEN 0
+                ELSE CAST(:today AS date) - u.due_date END) AS late
+        ) AS lateness
+        WHERE history.customer_id = c.customer_id
+    ) AS h ON true
+    WHERE r.state = 'pending'
+      AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+      AND (CAST(:min_amount AS numeric) IS NULL
+           OR coalesce(r.requested_limit, r.write_off_amount) >= :min_amount)
+      AND (CAST(:max_amount AS numeric) IS NULL
+           OR coalesce(r.requested_limit, r.write_off_amount) <= :max_amount)
+      AND (CAST(:requester AS uuid) IS NULL OR r.requested_by = :requester)
+      AND (CAST(:request_id AS uuid) IS NULL OR r.credit_request_id = :request_id)
+    ORDER BY {order}
+"""
+
+
 @dataclass(frozen=True)
-class QueueItem:
-    """A pending request with what an approver needs to decide."""
+class QueueFilters:
+    """What the approver narrowed the queue to, and its order."""
 
-    request: CreditRequest
-    account: CreditAccount
-    customer: Customer
-    segment: CustomerSegment | None
-    requester: StaffUser | None
-    paid_usages: int
-    average_days_to_pay: float | None
-    overdue_count: int
-    exposure: Decimal
+    sort: str = "age"
+    kind: str | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    requester: uuid.UUID | None = None
 
 
-def credit_queue() -> list[QueueItem]:
-    """Pending requests (new lines and increases), oldest first, with customer facts."""
-    rows = db.session.execute(
-        sa.select(CreditRequest, CreditAccount, Customer, CustomerSegment, StaffUser)
-        .join(CreditAccount, CreditAccount.credit_account_id == CreditRequest.credit_account_id)
-        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
-        .outerjoin(CustomerSegment, CustomerSegment.customer_id == Customer.customer_id)
-        .outerjoin(StaffUser, StaffUser.staff_user_id == CreditRequest.requested_by)
-        .where(CreditRequest.state == "pending")
-        .order_by(CreditRequest.requested_at, CreditRequest.credit_request_id)
+def worst_bucket(days: int | None) -> str:
+    """The aging bucket of the worst lateness ever ("Sin historial" without charges)."""
+    if days is None:
+        return "Sin historial"
+    for limit, name in WORST_BUCKETS:
+        if days <= limit:
+            return name
+    return "Más de 90 días"
+
+
+def credit_queue(filters: QueueFilters | None = None, *, request_id: uuid.UUID | None = None):
+    """Pending requests (oldest first unless sorted otherwise), with customer facts and payment
+    behaviour, in one statement; only `request_id` when given."""
+    filters = filters or QueueFilters()
+    statement = sa.text(_QUEUE.format(order=QUEUE_SORTS[filters.sort]))
+    return db.session.execute(
+        statement,
+        {
+            "zone": _ZONE,
+            "today": clock.today(),
+            "kind": filters.kind,
+            "min_amount": filters.min_amount,
+            "max_amount": filters.max_amount,
+            "requester": filters.requester,
+            "request_id": request_id,
+        },
     ).all()
-    if not rows:
-        return []
-    behaviour = {
-        row.credit_account_id: row
-        for row in db.session.execute(
-            sa.select(
-                CreditUsage.credit_account_id,
-                sa.func.count().filter(CreditUsage.status == "paid").label("paid"),
-                sa.func.avg(
-                    sa.extract("epoch", CreditUsage.paid_at - CreditUsage.created_at) / 86400
-                )
-                .filter(CreditUsage.status == "paid")
-                .label("days_to_pay"),
-                sa.func.count().filter(CreditUsage.status == "overdue").label("overdue"),
-            )
-            .where(CreditUsage.credit_account_id.in_([row[1].credit_account_id for row in rows]))
-            .group_by(CreditUsage.credit_account_id)
-        )
-    }
-    items = []
-    for request, account, customer, segment, requester in rows:
-        stats = behaviour.get(account.credit_account_id)
-        items.append(
-            QueueItem(
-                request=request,
-                account=account,
-                customer=customer,
-                segment=segment,
-                requester=requester,
-                paid_usages=stats.paid if stats else 0,
-                average_days_to_pay=float(stats.days_to_pay)
-                if stats and stats.days_to_pay
-                else None,
-                overdue_count=stats.overdue if stats else 0,
-                exposure=account.credit_used,
+
+
+def queue_requesters() -> list:
+    """Who has requests waiting (the requester filter's choices)."""
+    return db.session.execute(
+        sa.select(StaffUser.staff_user_id, StaffUser.full_name)
+        .where(
+            sa.exists().where(
+                CreditRequest.requested_by == StaffUser.staff_user_id,
+                CreditRequest.state == "pending",
             )
         )
-    return items
+        .order_by(StaffUser.full_name)
+    ).all()
+
+
+def queue_item(request_id: uuid.UUID):
+    """One pending request as a queue row (what its expanded view shows), None once decided."""
+    rows = credit_queue(request_id=request_id)
+    return rows[0] if rows else None
 
 
 def credit_queue_count() -> int:

@@ -274,6 +274,17 @@ def _pending_for_decision(
     return request, account
 
 
+def _within_approval_level(amount: Decimal, approver: StaffUser) -> None:
+    # Above the organization's approval level only an org admin decides (both ways: a refusal
+    # of a large line is as much a credit decision as its approval).
+    level = organization_settings_get(lock="share").approval_level
+    if amount > level and not approver.has_role("org_admin"):
+        raise CreditError(
+            f"Supera el nivel de aprobación ({money(level)}): debe decidirla un aprobador que "
+            "sea administrador de la organización."
+        )
+
+
 @atomic
 def credit_approve(
     *,
@@ -287,6 +298,7 @@ def credit_approve(
     request, account = _pending_for_decision(request_id, approver)
     limit = limit or request.requested_limit
     _within_maximum(limit, "credit_limit")
+    _within_approval_level(max(limit, request.requested_limit), approver)
     before = _snapshot(account, request)
     if request.kind == "increase":
         if account.status != "approved":
@@ -315,12 +327,50 @@ def credit_approve(
 def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditRequest:
     """Reject a pending request with notes (never one's own); a new line's account is cancelled."""
     request, account = _pending_for_decision(request_id, approver)
+    _within_approval_level(request.requested_limit or request.write_off_amount, approver)
     before = _snapshot(account, request)
     if request.kind == "new_line":
         account.status = "cancelled"
         account.approval_notes = notes
     _request_close(request, account, before, approver, state="rejected", notes=notes)
     return request
+
+
+def credit_decide_many(
+    *, request_ids: list[uuid.UUID], approve: bool, notes: str | None, approver: StaffUser
+) -> tuple[list[CreditRequest], list[tuple[str, str]]]:
+    """Decide several requests, each in its own transaction (four-eyes, levels and audit apply
+    to every one): approvals at the requested values. Returns the decided requests and, for the
+    others, (customer name, reason)."""
+    decided, refusals = [], []
+    for request_id in request_ids:
+        try:
+            if approve:
+                decided.append(
+                    credit_approve(
+                        request_id=request_id,
+                        approver=approver,
+                        limit=None,
+                        term_days=None,
+                        notes=notes,
+                    )
+                )
+            else:
+                decided.append(credit_reject(request_id=request_id, approver=approver, notes=notes))
+        except LookupError:
+            refusals.append(("Solicitud desconocida", "no existe"))
+        except CreditError as error:
+            refusals.append((_request_customer_name(request_id), str(error)))
+    return decided, refusals
+
+
+def _request_customer_name(request_id: uuid.UUID) -> str:
+    return db.session.scalar(
+        sa.select(Customer.first_name + " " + Customer.last_name)
+        .join(CreditAccount, CreditAccount.customer_id == Customer.customer_id)
+        .join(CreditRequest, CreditRequest.credit_account_id == CreditAccount.credit_account_id)
+        .where(CreditRequest.credit_request_id == request_id)
+    )
 
 
 def _request_close(request, account, before, approver, *, state: str, notes: str | None) -> None:

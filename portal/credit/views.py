@@ -11,11 +11,13 @@ from portal.auth.permissions import permission_required
 from portal.credit import bp
 from portal.credit.forms import (
     ApproveForm,
+    BulkDecisionForm,
     CreditRequestForm,
     DateRangeForm,
     IncreaseForm,
     LimitForm,
     PaymentForm,
+    QueueFilterForm,
     ReactivateForm,
     RejectForm,
     ReversalForm,
@@ -30,15 +32,20 @@ from portal.credit.reports import (
     statement_lines,
 )
 from portal.credit.selectors import (
+    QueueFilters,
     account_ledger,
     credit_queue,
     credit_queue_count,
+    queue_item,
+    queue_requesters,
     requests_of,
+    worst_bucket,
 )
 from portal.credit.services import (
     CreditError,
     account_get,
     credit_approve,
+    credit_decide_many,
     credit_decisions_seen,
     credit_increase_request,
     credit_limit_decrease,
@@ -57,7 +64,15 @@ from portal.csv_export import csv_response
 from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.htmx import INVALID, done, is_htmx, refused, render
-from portal.validation import errors_text, form_error
+from portal.settings.services import organization_settings_get
+from portal.validation import choices, errors_text, form_error
+
+FILTERS = ("sort", "kind", "min_amount", "max_amount", "requester")
+APPROVED_MESSAGES = {
+    "new_line": "Crédito aprobado.",
+    "increase": "Aumento aprobado.",
+    "write_off": "Castigo aprobado.",
+}
 
 
 def _ledger_or_404(account_id: uuid.UUID):
@@ -109,17 +124,68 @@ def my_requests():
     return render("credit/mine.html", requests=requests_of(current_user.staff_user_id), new=new)
 
 
+def _queue_filters(form: QueueFilterForm) -> QueueFilters:
+    form.requester.choices = choices(
+        {"": "Todos"} | {str(row.staff_user_id): row.full_name for row in queue_requesters()}
+    )
+    if not form.validate():
+        return QueueFilters()
+    return QueueFilters(
+        sort=form.sort.data,
+        kind=form.kind.data,
+        min_amount=form.min_amount.data,
+        max_amount=form.max_amount.data,
+        requester=form.requester.data,
+    )
+
+
+def _queue_context(form: QueueFilterForm) -> dict:
+    filters = _queue_filters(form)
+    return {
+        "items": credit_queue(filters),
+        "filters": form,
+        "filter_args": {key: value for key, value in request.args.items() if value},
+        "approval_level": organization_settings_get().approval_level,
+        "bulk_form": BulkDecisionForm(formdata=None),
+        "worst_bucket": worst_bucket,
+    }
+
+
 @bp.get("/queue")
 @permission_required("credit.approve")
 def queue():
-    """Pending requests, oldest first, with the facts to decide on."""
+    """Pending requests as a worklist: oldest first, sortable, filterable, decided in place."""
+    form = QueueFilterForm(request.args)
+    context = _queue_context(form)
+    status = INVALID if form.errors else 200
+    return render("credit/queue.html", "credit/_queue_table.html", status=status, **context)
+
+
+@bp.get("/requests/<uuid:request_id>")
+@permission_required("credit.approve")
+def request_detail(request_id: uuid.UUID):
+    """A pending request expanded: the decision forms prefilled with what was requested, the
+    justification and the customer's recent activity."""
+    item = queue_item(request_id)
+    if item is None:
+        abort(404)
     return render(
-        "credit/queue.html", items=credit_queue(), approve_form=ApproveForm, reject_form=RejectForm
+        "credit/decide.html",
+        "credit/_queue_detail.html",
+        item=item,
+        customer=customer_get(item.customer_id),
+        approve=ApproveForm(
+            formdata=None,
+            credit_limit=item.requested_limit,
+            payment_term_days=item.requested_term_days,
+        ),
+        reject=RejectForm(formdata=None),
+        approval_level=organization_settings_get().approval_level,
     )
 
 
 def _decided(request_id: uuid.UUID, message: str):
-    # The row leaves the queue; the badge in the navigation updates out of band.
+    # The row leaves the queue; the badges and the live region update out of band.
     return done(
         message,
         redirect_to=url_for("credit.queue"),
@@ -140,6 +206,11 @@ def _not_decided(request_id: uuid.UUID, message: str):
     )
 
 
+def _decision_message(decided, verb: str) -> str:
+    name = customer_get(account_get(decided.credit_account_id).customer_id).full_name
+    return f"{verb} Cliente: {name}."
+
+
 @bp.post("/requests/<uuid:request_id>/approve")
 @permission_required("credit.approve")
 def approve(request_id: uuid.UUID):
@@ -148,7 +219,7 @@ def approve(request_id: uuid.UUID):
     if not form.validate():
         return _not_decided(request_id, errors_text(form))
     try:
-        credit_approve(
+        decided = credit_approve(
             request_id=request_id,
             approver=current_user,
             limit=form.credit_limit.data,
@@ -159,7 +230,7 @@ def approve(request_id: uuid.UUID):
         abort(404)
     except CreditError as error:
         return _not_decided(request_id, str(error))
-    return _decided(request_id, "Crédito aprobado.")
+    return _decided(request_id, _decision_message(decided, APPROVED_MESSAGES[decided.kind]))
 
 
 @bp.post("/requests/<uuid:request_id>/reject")
@@ -170,12 +241,44 @@ def reject(request_id: uuid.UUID):
     if not form.validate():
         return _not_decided(request_id, errors_text(form))
     try:
-        credit_reject(request_id=request_id, approver=current_user, notes=form.approval_notes.data)
+        decided = credit_reject(
+            request_id=request_id, approver=current_user, notes=form.approval_notes.data
+        )
     except LookupError:
         abort(404)
     except CreditError as error:
         return _not_decided(request_id, str(error))
-    return _decided(request_id, "Solicitud rechazada.")
+    return _decided(request_id, _decision_message(decided, "Solicitud rechazada."))
+
+
+@bp.post("/requests/bulk")
+@permission_required("credit.approve")
+def decide_many():
+    """Approve at the requested values, or reject with one reason, each selected request on its
+    own (four-eyes and the audit apply to every one); says which could not be decided."""
+    form = BulkDecisionForm()
+    back = url_for("credit.queue", **{k: v for k, v in request.form.items() if k in FILTERS})
+    if not form.validate():
+        return refused(errors_text(form), redirect_to=back, partial="credit/_bulk_result.html")
+    decided, refusals = credit_decide_many(
+        request_ids=form.request_ids.data,
+        approve=form.decision.data == "approve",
+        notes=form.approval_notes.data,
+        approver=current_user,
+    )
+    verb = "aprobadas" if form.decision.data == "approve" else "rechazadas"
+    message = f"{len(decided)} solicitudes {verb}."
+    if refusals:
+        message += " No se decidieron: " + "; ".join(
+            f"{name} ({reason})" for name, reason in refusals
+        )
+    outcome = done if decided else refused
+    return outcome(
+        message,
+        redirect_to=back,
+        partial="credit/_bulk_result.html",
+        context=lambda: {"decided": decided, "pending": credit_queue_count()},
+    )
 
 
 # --- the account ledger --------------------------------------------------------------------
