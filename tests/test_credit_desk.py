@@ -2,14 +2,26 @@
 
 import re
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from portal import clock
-from portal.credit.services import account_for_customer, credit_request_pending
+from portal.credit.models import CreditRequest
+from portal.credit.services import (
+    account_for_customer,
+    credit_increase_request,
+    credit_request,
+    credit_request_pending,
+    usage_charge,
+    usages_mark_overdue,
+)
 from portal.extensions import db
+from portal.settings.services import organization_settings_get
 from tests import factories
+from tests.conftest import PortalClient
 
 HTMX = {"HX-Request": "true"}
 
@@ -148,3 +160,169 @@ def test_reversed_payments_and_cancelled_charges_read_as_such_in_spanish(login_a
         visible = re.sub(r"<[^>]*>", " ", page_text)  # what staff read, not attribute values
         for code in ("cash", "cancelled", "pending", "paid", "reversed"):
             assert not re.search(rf"\b{code}\b", visible), code
+
+
+# --- the queue as a worklist ---------------------------------------------------------------
+
+
+def _requests(org, *specs):
+    """Pending new-line requests: (first name, limit, requester role) each; their ids."""
+    ids = []
+    for first_name, limit, role in specs:
+        customer = factories.customer_create(org.organization_id, first_name=first_name)
+        with factories.scoped(org.organization_id):
+            request, _ = credit_request(
+                customer_id=customer.customer_id,
+                limit=Decimal(limit),
+                term_days=30,
+                notes="Compras de temporada",
+                requester=org.users[role],
+            )
+            ids.append(request.credit_request_id)
+    return ids
+
+
+def test_the_queue_sorts_and_filters_and_reads_the_customers_history(login_as, org_a):
+    _requests(org_a, ("Alba", "900", "branch_staff"), ("Berta", "4000", "credit_staff"))
+    approver = login_as("credit_approver")
+    page = approver.get("/credit/queue").text
+    assert page.index("Alba") < page.index("Berta")  # oldest first
+    by_amount = approver.get("/credit/queue?sort=amount").text
+    assert by_amount.index("Berta") < by_amount.index("Alba")
+    narrowed = approver.get("/credit/queue?min_amount=1000", headers=HTMX).text
+    assert "Berta" in narrowed and "Alba" not in narrowed and "<html" not in narrowed
+    staff_id = org_a.users["branch_staff"].staff_user_id
+    mine = approver.get(f"/credit/queue?requester={staff_id}").text
+    assert "Alba" in mine and "Berta" not in mine
+    assert approver.get("/credit/queue?min_amount=abc").status_code == 422
+
+
+def test_payment_behaviour_comes_from_the_customers_history(login_as, org_a):
+    customer = factories.customer_create(org_a.organization_id, first_name="Ciro")
+    account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
+    with factories.scoped(org_a.organization_id):
+        with clock.pinned(clock.today() - timedelta(days=90)):
+            usage_charge(
+                account_id=account.credit_account_id,
+                order_id=uuid.uuid4(),
+                amount=Decimal("200.00"),
+                actor=None,
+            )
+        usages_mark_overdue(suspend_after_days=365)
+        credit_increase_request(
+            account_id=account.credit_account_id,
+            limit=Decimal("1500"),
+            reason="Quiere comprar más",
+            requester=org_a.users["credit_staff"],
+        )
+    page = login_as("credit_approver").get("/credit/queue").text
+    row = page[page.index("Ciro") :]
+    assert "US$200.00" in row  # exposure across the customer's account
+    assert "60 días" in row and "1 vencidos" in row and "31 a 60 días" in row
+
+
+def test_bulk_reject_decides_each_request_alone_and_keeps_four_eyes(login_as, org_a):
+    both = factories.staff_create(org_a.organization_id, ["credit_staff", "credit_approver"])
+    ids = _requests(org_a, ("Dora", "800", "branch_staff"), ("Elsa", "700", "credit_staff"))
+    own_customer = factories.customer_create(org_a.organization_id, first_name="Fidel")
+    with factories.scoped(org_a.organization_id):
+        own, _ = credit_request(
+            customer_id=own_customer.customer_id,
+            limit=Decimal("500"),
+            term_days=30,
+            notes="Solicitud propia",
+            requester=both,
+        )
+        own_id = own.credit_request_id
+    client = PortalClient(factories._app.test_client())
+    client.login(both.email)
+    client.get("/credit/queue")
+    data = {"request_ids": [*map(str, ids), str(own_id)], "decision": "reject"}
+    missing = client.post("/credit/requests/bulk", data, headers=HTMX)
+    assert missing.status_code == 422 and "motivo del rechazo" in missing.text
+    response = client.post(
+        "/credit/requests/bulk", data | {"approval_notes": "Sin capacidad de pago"}, headers=HTMX
+    )
+    assert response.status_code == 200
+    assert "2 solicitudes rechazadas" in response.text and "Fidel" in response.text
+    assert "doble control" in response.text
+    assert 'id="queue-count" hx-swap-oob="true">1<' in response.text
+    for request_id in ids:
+        assert f'id="request-{request_id}" hx-swap-oob="delete"' in response.text
+    with factories.scoped(org_a.organization_id):
+        states = dict(
+            db.session.execute(
+                sa.select(CreditRequest.credit_request_id, CreditRequest.state)
+            ).all()
+        )
+    assert [states[i] for i in ids] == ["rejected", "rejected"]
+    assert states[own_id] == "pending"
+    actions = [
+        entry.action
+        for request_id in ids
+        for entry in factories.audit_entries(
+            org_a.organization_id, _account_of_request(org_a, request_id)
+        )
+    ]
+    assert actions.count("credit.rejected") == 2  # audited one by one
+
+
+def _account_of_request(org, request_id):
+    with factories.scoped(org.organization_id):
+        return db.session.scalar(
+            sa.select(CreditRequest.credit_account_id).where(
+                CreditRequest.credit_request_id == request_id
+            )
+        )
+
+
+def test_bulk_approve_without_javascript_redirects_to_the_queue(login_as, org_a):
+    ids = _requests(org_a, ("Gala", "800", "branch_staff"))
+    approver = login_as("credit_approver")
+    approver.get("/credit/queue?sort=amount")
+    response = approver.post(
+        "/credit/requests/bulk",
+        {"request_ids": [str(ids[0])], "decision": "approve", "sort": "amount"},
+    )
+    assert response.status_code == 303 and response.headers["Location"].endswith("sort=amount")
+    assert "1 solicitudes aprobadas." in approver.get("/credit/queue").text
+
+
+# --- approval levels -----------------------------------------------------------------------
+
+
+def test_above_the_approval_level_only_an_org_admin_decides(login_as, org_a):
+    [large] = _requests(org_a, ("Hugo", "12000", "branch_staff"))
+    [small] = _requests(org_a, ("Inés", "9000", "branch_staff"))
+    approver = login_as("credit_approver")
+    page = approver.get("/credit/queue").text
+    assert "above-level" in page
+    refused = approver.post(f"/credit/requests/{large}/approve", {}, headers=HTMX)
+    assert refused.status_code == 422 and "nivel de aprobación (US$10,000.00)" in refused.text
+    raised = approver.post(
+        f"/credit/requests/{small}/approve", {"credit_limit": "10000.01"}, headers=HTMX
+    )
+    assert raised.status_code == 422 and "nivel de aprobación" in raised.text
+    assert approver.post(f"/credit/requests/{small}/approve", {}, headers=HTMX).status_code == 200
+
+    senior = factories.staff_create(org_a.organization_id, ["credit_approver", "org_admin"])
+    client = PortalClient(factories._app.test_client())
+    client.login(senior.email)
+    client.get("/credit/queue")
+    assert client.post(f"/credit/requests/{large}/approve", {}, headers=HTMX).status_code == 200
+    with factories.scoped(org_a.organization_id):
+        settings = organization_settings_get()
+        assert settings.approval_level == Decimal("10000.00")
+
+
+def test_the_approval_level_is_an_organization_setting(login_as, org_a):
+    [request_id] = _requests(org_a, ("Jaime", "12000", "branch_staff"))
+    admin = login_as("org_admin")
+    admin.get("/settings/")
+    saved = admin.post("/settings/", {"max_credit_limit": "50000", "approval_level": "15,000.00"})
+    assert saved.status_code == 303
+    approver = login_as("credit_approver")
+    approver.get("/credit/queue")
+    assert (
+        approver.post(f"/credit/requests/{request_id}/approve", {}, headers=HTMX).status_code == 200
+    )

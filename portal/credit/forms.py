@@ -90,9 +90,7 @@ class QueueFilterForm(FlaskForm):
         csrf = False
 
     sort = SelectField("Ordenar por", choices=choices(QUEUE_SORT_LABELS), default="age")
-    kind = SelectField(
-        "Tipo", choices=choices({"": "Todos"} | REQUEST_KINDS), filters=[empty_to_none]
-    )
+    kind = SelectField("Tipo", choices=choices({"": "Todos"} | REQUEST_KINDS), default="")
     min_amount = MoneyField("Monto desde (US$)", validators=[Optional()])
     max_amount = MoneyField("Monto hasta (US$)", validators=[Optional()])
     requester = SelectField("Solicitante", choices=[], filters=[_uuid], validate_choice=False)
@@ -123,9 +121,16 @@ class BulkDecisionForm(FlaskForm):
         if not all(isinstance(value, uuid.UUID) for value in field.data):
             raise ValidationError("Selección no válida: recargue la página.")
 
-    def validate_approval_notes(self, field):
-        if self.decision.data == "reject" and not field.data:
-            raise ValidationError("Indique el motivo del rechazo.")
+    def validate(self, extra_validators=None):
+        """A rejection needs its reason (the notes are optional for approvals)."""
+        valid = super().validate(extra_validators)
+        if self.decision.data == "reject" and not self.approval_notes.data:
+            self.approval_notes.errors = [
+                *self.approval_notes.errors,
+                "Indique el motivo del rechazo.",
+            ]
+            return False
+        return valid
 
 
 class SuspendForm(FlaskForm):

@@ -132,7 +132,7 @@ def _queue_filters(form: QueueFilterForm) -> QueueFilters:
         return QueueFilters()
     return QueueFilters(
         sort=form.sort.data,
-        kind=form.kind.data,
+        kind=form.kind.data or None,
         min_amount=form.min_amount.data,
         max_amount=form.max_amount.data,
         requester=form.requester.data,
