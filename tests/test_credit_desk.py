@@ -9,12 +9,16 @@ import pytest
 import sqlalchemy as sa
 
 from portal import clock
-from portal.credit.models import CreditRequest
+from portal.credit.models import CreditPayment, CreditRequest, CreditUsage
+from portal.credit.selectors import ledger_outstanding
 from portal.credit.services import (
     account_for_customer,
+    account_get,
+    credit_approve,
     credit_increase_request,
     credit_request,
     credit_request_pending,
+    credit_write_off_request,
     usage_charge,
     usages_mark_overdue,
 )
@@ -326,3 +330,112 @@ def test_the_approval_level_is_an_organization_setting(login_as, org_a):
     assert (
         approver.post(f"/credit/requests/{request_id}/approve", {}, headers=HTMX).status_code == 200
     )
+
+
+# --- closure and write-off -----------------------------------------------------------------
+
+
+def _charged_account(org, *amounts):
+    customer = factories.customer_create(org.organization_id, first_name="Karla")
+    account = factories.credit_account_create(org.organization_id, customer.customer_id)
+    with factories.scoped(org.organization_id):
+        for amount in amounts:
+            usage_charge(
+                account_id=account.credit_account_id,
+                order_id=uuid.uuid4(),
+                amount=Decimal(amount),
+                actor=None,
+            )
+    return account
+
+
+def test_a_write_off_is_requested_and_decided_by_a_second_approver(login_as, org_a):
+    account = _charged_account(org_a, "120.00", "80.00")
+    page = f"/credit/accounts/{account.credit_account_id}"
+    first = login_as("credit_approver")
+    first.get(page)
+    asked = first.post(f"{page}/write-off", {"write_off_reason": "Cliente ilocalizable"})
+    assert asked.status_code == 303
+    request_id = _pending_id(org_a, account.credit_account_id)
+    own = first.post(f"/credit/requests/{request_id}/approve", {}, headers=HTMX)
+    assert own.status_code == 422 and "doble control" in own.text
+
+    second = factories.staff_create(org_a.organization_id, ["credit_approver"])
+    client = PortalClient(factories._app.test_client())
+    client.login(second.email)
+    queue = client.get("/credit/queue").text
+    assert "Castigo de saldo" in queue and "US$200.00" in queue
+    decided = client.post(f"/credit/requests/{request_id}/approve", {}, headers=HTMX)
+    assert decided.status_code == 200 and "Castigo aprobado." in decided.text
+
+    with factories.scoped(org_a.organization_id):
+        closed = account_get(account.credit_account_id)
+        assert closed.status == "closed" and closed.credit_used == 0
+        assert ledger_outstanding(account.credit_account_id) == 0
+        statuses = set(
+            db.session.scalars(
+                sa.select(CreditUsage.status).where(
+                    CreditUsage.credit_account_id == account.credit_account_id
+                )
+            )
+        )
+        assert statuses == {"written_off"}
+    ledger = client.get(page).text
+    assert "Cerrada" in ledger and "Castigo" in ledger and "Revertir" not in ledger
+    statement = client.get(f"{page}/statement").text
+    assert "Castigo de saldo (US$120.00 a orden" in statement
+    assert 'id="closing-balance">US$0.00<' in statement
+    aging = client.get("/credit/aging").text
+    assert 'id="aging-total">US$0.00<' in aging and "<strong>US$200.00</strong>" in aging
+    actions = [
+        e.action for e in factories.audit_entries(org_a.organization_id, account.credit_account_id)
+    ]
+    assert "credit.write_off_requested" in actions and "credit.write_off_approved" in actions
+
+
+def test_a_write_off_is_never_counted_as_a_payment(login_as, org_a):
+    account = _charged_account(org_a, "50.00")
+    second = factories.staff_create(org_a.organization_id, ["credit_approver"])
+    with factories.scoped(org_a.organization_id):
+        request = credit_write_off_request(
+            account_id=account.credit_account_id,
+            reason="Incobrable",
+            requester=org_a.users["credit_approver"],
+        )
+        credit_approve(
+            request_id=request.credit_request_id,
+            approver=second,
+            limit=None,
+            term_days=None,
+            notes=None,
+        )
+        payments = db.session.scalars(
+            sa.select(CreditPayment).where(CreditPayment.kind == "payment")
+        ).all()
+        assert payments == []
+    card = login_as("credit_staff").get(f"/customers/{account.customer_id}").text
+    assert "Castigo" in card and "Pago ·" not in card
+
+
+def test_close_needs_no_balance_and_reopening_is_a_new_request(login_as, org_a):
+    account = _charged_account(org_a, "40.00")
+    page = f"/credit/accounts/{account.credit_account_id}"
+    approver = login_as("credit_approver")
+    approver.get(page)
+    refused = approver.post(f"{page}/close", {"closure_reason": "Lo pidió"}, headers=HTMX)
+    assert refused.status_code == 422 and "tiene saldo" in refused.text
+    with factories.scoped(org_a.organization_id):
+        usage_id = db.session.scalar(sa.select(CreditUsage.usage_id))
+    staff = login_as("credit_staff")
+    staff.get(page)
+    staff.post(f"/credit/usages/{usage_id}/cancel", headers=HTMX)
+    closed = approver.post(f"{page}/close", {"closure_reason": "Lo pidió"}, headers=HTMX)
+    assert closed.status_code == 200 and "cerrada." in closed.text
+    charge = staff.post(
+        f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": "10"}, headers=HTMX
+    )
+    assert charge.status_code == 422 and "cerrada" in charge.text
+    customer = factories.customer_row(org_a.organization_id, account.customer_id)
+    assert "Solicitar crédito" in staff.get(f"/customers/{customer.customer_id}").text
+    assert _request(staff, customer).status_code == 302
+    assert _account(org_a, customer.customer_id).status == "pending"

@@ -154,6 +154,18 @@ class LimitForm(FlaskForm):
     approval_notes = _reason("Motivo del cambio")
 
 
+class CloseForm(FlaskForm):
+    """Closing an account with nothing owed needs a reason."""
+
+    closure_reason = _reason("Motivo del cierre")
+
+
+class WriteOffForm(FlaskForm):
+    """Asking to write off the balance needs a reason; another approver decides."""
+
+    write_off_reason = _reason("Motivo del castigo")
+
+
 class IncreaseForm(FlaskForm):
     """Ask for a higher limit; another approver decides."""
 

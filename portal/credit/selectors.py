@@ -371,3 +371,12 @@ def customer_credit(customer: Customer, *, limit: int = 10) -> CustomerCredit:
 def ledger_outstanding(account_id: uuid.UUID) -> Decimal:
     """What the usages say is owed: the right-hand side of the ledger invariant."""
     return sum((owed for _, owed, _ in account_usages(account_id)), Decimal("0"))
+
+
+def written_off_total() -> Decimal:
+    """What the organization wrote off (out of the aging report, shown beside it)."""
+    return db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CreditPayment.amount), 0)).where(
+            CreditPayment.kind == "write_off"
+        )
+    )

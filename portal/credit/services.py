@@ -296,6 +296,9 @@ def credit_approve(
 ) -> CreditRequest:
     """Approve a pending request, possibly with another limit or terms (never one's own)."""
     request, account = _pending_for_decision(request_id, approver)
+    if request.kind == "write_off":
+        _write_off_post(request, account, approver, notes=notes)
+        return request
     limit = limit or request.requested_limit
     _within_maximum(limit, "credit_limit")
     _within_approval_level(max(limit, request.requested_limit), approver)
@@ -380,7 +383,7 @@ def _request_close(request, account, before, approver, *, state: str, notes: str
     request.decided_by = approver.staff_user_id
     request.decided_at = sa.func.now()
     db.session.flush()
-    action = f"credit.increase_{state}" if request.kind == "increase" else f"credit.{state}"
+    action = f"credit.{state}" if request.kind == "new_line" else f"credit.{request.kind}_{state}"
     _audit_account(action, account, before, approver, request=request)
 
 
@@ -480,6 +483,98 @@ def credit_limit_decrease(
     db.session.flush()
     _audit_account("credit.limit_changed", account, before, actor)
     return account
+
+
+def _no_pending_request(account_id: uuid.UUID) -> None:
+    if credit_request_pending(account_id) is not None:
+        raise CreditError("La cuenta tiene una solicitud pendiente de decisión.")
+
+
+@atomic
+def credit_close(*, account_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditAccount:
+    """Close an account with nothing owed (no new charges; reopening is a new request)."""
+    account = _account_locked(account_id)
+    _not_the_requester(account, actor)
+    if account.status not in ("approved", "suspended"):
+        raise CreditError("Solo se cierra una cuenta aprobada o suspendida.")
+    if account.credit_used > 0:
+        raise CreditError(
+            f"La cuenta tiene saldo ({money(account.credit_used)}): cóbrelo o solicite su "
+            "castigo antes de cerrarla."
+        )
+    _no_pending_request(account_id)
+    before = _snapshot(account)
+    _close(account, reason=reason, actor=actor)
+    _audit_account("credit.closed", account, before, actor)
+    return account
+
+
+def _close(account: CreditAccount, *, reason: str, actor: StaffUser) -> None:
+    account.status = "closed"
+    account.closed_at = sa.func.now()
+    account.closed_by = actor.staff_user_id
+    account.closure_reason = reason
+    account.suspended_at = account.suspension_reason = None
+    db.session.flush()
+
+
+@atomic
+def credit_write_off_request(
+    *, account_id: uuid.UUID, reason: str, requester: StaffUser
+) -> CreditRequest:
+    """Ask to write off the account's whole balance; a second approver decides."""
+    account = _account_locked(account_id)
+    if account.status not in ("approved", "suspended"):
+        raise CreditError("Solo se castiga el saldo de una cuenta aprobada o suspendida.")
+    if account.credit_used <= 0:
+        raise CreditError("La cuenta no tiene saldo que castigar: puede cerrarla.")
+    _no_pending_request(account_id)
+    request = CreditRequest(
+        credit_account_id=account_id,
+        kind="write_off",
+        write_off_amount=account.credit_used,
+        reason=reason,
+        requested_by=requester.staff_user_id,
+    )
+    db.session.add(request)
+    db.session.flush()
+    _audit_account(
+        "credit.write_off_requested", account, _snapshot(account), requester, request=request
+    )
+    return request
+
+
+def _write_off_post(request, account, approver: StaffUser, *, notes: str | None) -> None:
+    """The approved write-off: a ledger entry of its own, allocated FIFO like a payment (never
+    counted as one); the charges it settles are written off and the account closes."""
+    if account.credit_used != request.write_off_amount:
+        raise CreditError(
+            f"El saldo cambió desde la solicitud ({money(request.write_off_amount)} → "
+            f"{money(account.credit_used)}): rechácela y solicite el castigo de nuevo."
+        )
+    _within_approval_level(request.write_off_amount, approver)
+    before = _snapshot(account, request)
+    entry = CreditPayment(
+        credit_account_id=account.credit_account_id,
+        kind="write_off",
+        amount=request.write_off_amount,
+        payment_date=clock.today(),
+        idempotency_key=request.credit_request_id,
+        created_by=approver.staff_user_id,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    parameters = {
+        "org": current_organization_id(),
+        "payment_id": entry.payment_id,
+        "account_id": account.credit_account_id,
+        "amount": entry.amount,
+    }
+    db.session.execute(_ALLOCATE_FIFO, parameters)
+    db.session.execute(_MARK_SETTLED.bindparams(status="written_off"), parameters)
+    account.credit_used = Decimal("0.00")
+    _close(account, reason=f"Saldo castigado: {request.reason}", actor=approver)
+    _request_close(request, account, before, approver, state="approved", notes=notes)
 
 
 # --- usages --------------------------------------------------------------------------------
@@ -648,9 +743,12 @@ _ALLOCATE_FIFO = sa.text(
     RETURNING usage_id, amount
     """
 )
-_MARK_PAID = sa.text(
+# Usages a payment (or a write-off) covered in full: `paid` with paid_at, or `written_off`.
+_MARK_SETTLED = sa.text(
     """
-    UPDATE credit_usages u SET status = 'paid', paid_at = now()
+    UPDATE credit_usages u
+    SET status = CAST(:status AS text),
+        paid_at = CASE WHEN CAST(:status AS text) = 'paid' THEN now() END
     WHERE u.credit_account_id = :account_id AND u.status IN ('pending', 'overdue')
       AND u.amount <= (SELECT coalesce(sum(a.amount), 0) FROM credit_payment_allocations a
                        WHERE a.usage_id = u.usage_id)
@@ -713,7 +811,7 @@ def payment_record(
         "amount": amount,
     }
     allocations = db.session.execute(_ALLOCATE_FIFO, parameters).all()
-    db.session.execute(_MARK_PAID, parameters)
+    db.session.execute(_MARK_SETTLED.bindparams(status="paid"), parameters)
     db.session.execute(
         sa.update(CreditAccount)
         .where(CreditAccount.credit_account_id == account_id)
@@ -749,6 +847,8 @@ def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> 
         raise LookupError(payment_id)
     account = _account_locked(payment.credit_account_id)
     db.session.refresh(payment)
+    if payment.kind != "payment":
+        raise CreditError("Un castigo de saldo no se revierte.")
     if payment.reversed_at is not None:
         raise CreditError("Este pago ya fue revertido.")
     if account.credit_used + payment.amount > account.credit_limit:

@@ -12,6 +12,7 @@ from portal.credit import bp
 from portal.credit.forms import (
     ApproveForm,
     BulkDecisionForm,
+    CloseForm,
     CreditRequestForm,
     DateRangeForm,
     IncreaseForm,
@@ -23,6 +24,7 @@ from portal.credit.forms import (
     ReversalForm,
     SuspendForm,
     UsageForm,
+    WriteOffForm,
 )
 from portal.credit.reports import (
     AGING_BUCKETS,
@@ -40,11 +42,13 @@ from portal.credit.selectors import (
     queue_requesters,
     requests_of,
     worst_bucket,
+    written_off_total,
 )
 from portal.credit.services import (
     CreditError,
     account_get,
     credit_approve,
+    credit_close,
     credit_decide_many,
     credit_decisions_seen,
     credit_increase_request,
@@ -53,6 +57,7 @@ from portal.credit.services import (
     credit_reject,
     credit_request,
     credit_suspend,
+    credit_write_off_request,
     payment_get,
     payment_record,
     payment_reverse,
@@ -295,15 +300,20 @@ def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, ledger=None,
         "reactivate_form": ReactivateForm(formdata=None),
         "limit_form": LimitForm(formdata=None),
         "increase_form": IncreaseForm(formdata=None),
+        "close_form": CloseForm(formdata=None),
+        "write_off_form": WriteOffForm(formdata=None),
     }
 
 
 def _ledger_refused(account_id: uuid.UUID, **forms):
-    """The ledger again with the form's errors (a 422), read after the refused change."""
+    """The ledger again with the form's errors (a 422), read after the refused change; the
+    reason also on top (the form may be gone, e.g. a charge on an account closed meanwhile)."""
+    (form,) = forms.values()
     return render(
         "credit/account.html",
         "credit/_ledger.html",
         status=INVALID,
+        message=errors_text(form),
         **_ledger_context(account_id, failed=True, **forms),
     )
 
@@ -488,6 +498,36 @@ def change_limit(account_id: uuid.UUID):
     )
 
 
+@bp.post("/accounts/<uuid:account_id>/close")
+@permission_required("credit.approve")
+def close(account_id: uuid.UUID):
+    """Close an account with no balance; reopening it is a new request."""
+    form = CloseForm()
+    return _account_action(
+        account_id,
+        form,
+        lambda: credit_close(
+            account_id=account_id, reason=form.closure_reason.data, actor=current_user
+        ),
+        "Cuenta de crédito de {customer} cerrada.",
+    )
+
+
+@bp.post("/accounts/<uuid:account_id>/write-off")
+@permission_required("credit.approve")
+def request_write_off(account_id: uuid.UUID):
+    """Ask to write off the balance; it enters the approval queue for a second approver."""
+    form = WriteOffForm()
+    return _account_action(
+        account_id,
+        form,
+        lambda: credit_write_off_request(
+            account_id=account_id, reason=form.write_off_reason.data, requester=current_user
+        ),
+        "Castigo del saldo de {customer} enviado a aprobación.",
+    )
+
+
 @bp.post("/accounts/<uuid:account_id>/increase")
 @permission_required("credit.operate")
 def request_increase(account_id: uuid.UUID):
@@ -568,4 +608,11 @@ def aging():
         return render("credit/_aging_rows.html", **context)  # "Cargar más"
     totals = aging_summary()
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
-    return render("credit/aging.html", totals=totals, peak=peak, today=clock.today(), **context)
+    return render(
+        "credit/aging.html",
+        totals=totals,
+        peak=peak,
+        today=clock.today(),
+        written_off=written_off_total(),
+        **context,
+    )
