@@ -1,7 +1,6 @@
 """Credit accounts through the web: request, queue, four-eyes, approve/reject, suspend, limits."""
 
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -215,7 +214,10 @@ def test_limit_cannot_go_below_what_is_used(login_as, org_a, customer):
     staff.get(f"/credit/accounts/{account.credit_account_id}")
     staff.post(
         f"/credit/accounts/{account.credit_account_id}/usages",
-        {"order_id": str(uuid.uuid4()), "amount": "700"},
+        {
+            "order_number": factories.order_number(org_a.organization_id, customer.customer_id),
+            "amount": "700",
+        },
     )
     approver = login_as("credit_approver")
     approver.get(f"/credit/accounts/{account.credit_account_id}")
@@ -277,10 +279,7 @@ def test_another_organizations_account_ids_are_404_and_unchanged(login_as, org_a
     assert approver.post(f"{base}/suspend", {"suspension_reason": "x" * 5}).status_code == 404
     staff = login_as("credit_staff")
     staff.get("/customers/")
-    assert (
-        staff.post(f"{base}/usages", {"order_id": str(uuid.uuid4()), "amount": "5"}).status_code
-        == 404
-    )
+    assert staff.post(f"{base}/usages", {"order_number": "F-1", "amount": "5"}).status_code == 404
     assert staff.post(f"{base}/payments", {"amount": "5"}).status_code == 404
     assert staff.get(f"{base}/statement").status_code == 404
     assert staff.get(f"/credit/request/{theirs_customer.customer_id}").status_code == 404

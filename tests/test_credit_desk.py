@@ -118,7 +118,12 @@ def test_reversed_payments_and_cancelled_charges_read_as_such_in_spanish(login_a
     staff.get(page)
     for amount in ("100.00", "30.00"):
         charged = staff.post(
-            f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": amount}, headers=HTMX
+            f"{page}/usages",
+            {
+                "order_number": factories.order_number(org_a.organization_id, customer.customer_id),
+                "amount": amount,
+            },
+            headers=HTMX,
         )
         assert charged.status_code == 200
     paid = staff.post(
@@ -432,7 +437,12 @@ def test_close_needs_no_balance_and_reopening_is_a_new_request(login_as, org_a):
     closed = approver.post(f"{page}/close", {"closure_reason": "Lo pidió"}, headers=HTMX)
     assert closed.status_code == 200 and "cerrada." in closed.text
     charge = staff.post(
-        f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": "10"}, headers=HTMX
+        f"{page}/usages",
+        {
+            "order_number": factories.order_number(org_a.organization_id, account.customer_id),
+            "amount": "10",
+        },
+        headers=HTMX,
     )
     assert charge.status_code == 422 and "cerrada" in charge.text
     customer = factories.customer_row(org_a.organization_id, account.customer_id)

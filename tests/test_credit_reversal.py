@@ -26,7 +26,8 @@ def paid(login_as, org_a):
     staff = login_as("credit_staff")
     staff.get(page)
     for amount in ("100.00", "50.00"):
-        staff.post(f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": amount})
+        order = factories.order_number(org_a.organization_id, customer.customer_id)
+        staff.post(f"{page}/usages", {"order_number": order, "amount": amount})
     staff.post(
         f"{page}/payments",
         {

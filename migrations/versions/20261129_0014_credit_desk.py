@@ -11,8 +11,8 @@
 - `credit_payments.kind`: `payment` or `write_off`. A write-off is allocated FIFO through
   `credit_payment_allocations` like a payment (so outstanding = amount - allocations holds
   everywhere), has no method and is never reversed; the usages it settles are `written_off`.
-- `purchases.order_number`: the number staff know an order by (e.g. F-0012345), unique per
-  organization, searchable by prefix among a customer's orders.
+- `purchases.order_number`: the number staff know an order by (e.g. F-0012345), from the order
+  events; found by number, and by prefix among a customer's orders.
 
 Revision ID: 0014_credit_desk
 Revises: 0012_reports
@@ -128,8 +128,10 @@ def upgrade():
         """
     )
     op.execute("ALTER TABLE purchases ADD COLUMN order_number VARCHAR(30)")
+    # Not unique: a number the Orders service reused must not stop the worker's batch; the
+    # charge form refuses a number that is ambiguous or another customer's.
     op.execute(
-        "CREATE UNIQUE INDEX unique_purchase_order_number ON purchases "
+        "CREATE INDEX idx_purchases_order_number ON purchases "
         "(organization_id, order_number) WHERE order_number IS NOT NULL"
     )
     op.execute(
@@ -152,7 +154,7 @@ def downgrade():
         """
     )
     op.execute("DROP INDEX idx_purchases_customer_number")
-    op.execute("DROP INDEX unique_purchase_order_number")
+    op.execute("DROP INDEX idx_purchases_order_number")
     op.execute("ALTER TABLE purchases DROP COLUMN order_number")
     op.execute(
         """

@@ -11,7 +11,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from portal.credit.models import PAYMENT_METHODS, REQUEST_KINDS
 from portal.credit.selectors import QUEUE_SORT_LABELS
@@ -178,18 +185,19 @@ class IncreaseForm(FlaskForm):
 
 
 class UsageForm(FlaskForm):
-    """A charge against an order."""
+    """A charge against one of the customer's orders, named by its number (F-0012345)."""
 
-    order_id = StringField(
-        "Número de orden (UUID)", validators=[DataRequired("Indique la orden.")], filters=[_uuid]
+    order_number = StringField(
+        "Número de orden",
+        validators=[
+            DataRequired("Indique el número de orden."),
+            Regexp(r"^[A-Za-z0-9][A-Za-z0-9-]{0,29}$", message="El número de orden no es válido."),
+        ],
+        filters=[strip_field],
     )
     amount = MoneyField(
         "Monto (US$)", validators=[InputRequired("Indique el monto.")], id="usage-amount"
     )
-
-    def validate_order_id(self, field):
-        if not isinstance(field.data, uuid.UUID):
-            raise ValidationError("El número de orden no es válido.")
 
 
 class PaymentForm(FlaskForm):

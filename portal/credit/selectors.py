@@ -380,3 +380,44 @@ def written_off_total() -> Decimal:
             CreditPayment.kind == "write_off"
         )
     )
+
+
+ORDER_SUGGESTIONS = 8
+
+
+def order_suggestions(customer_id: uuid.UUID, prefix: str) -> list:
+    """The customer's completed orders not yet charged whose number starts with `prefix`,
+    newest first (the charge form's suggestions)."""
+    charged = sa.exists().where(CreditUsage.order_id == Purchase.order_id)
+    return db.session.execute(
+        sa.select(Purchase.order_number, Purchase.total, Purchase.completed_at)
+        .where(
+            Purchase.customer_id == customer_id,
+            Purchase.status == "completed",
+            Purchase.order_number.startswith(prefix.strip().upper(), autoescape=True),
+            ~charged,
+        )
+        .order_by(Purchase.order_number.desc())
+        .limit(ORDER_SUGGESTIONS)
+    ).all()
+
+
+def order_for_charge(customer_id: uuid.UUID, order_number: str) -> uuid.UUID:
+    """The internal id of the customer's order with this number; ValueError (in Spanish) for a
+    number that is unknown, cancelled or another customer's."""
+    number = order_number.strip().upper()
+    orders = db.session.execute(
+        sa.select(Purchase.order_id, Purchase.customer_id, Purchase.status).where(
+            Purchase.order_number == number
+        )
+    ).all()
+    if not orders:
+        raise ValueError(f"No hay ninguna orden {number}.")
+    own = [order for order in orders if order.customer_id == customer_id]
+    if not own:
+        raise ValueError(f"La orden {number} es de otro cliente.")
+    if len(own) > 1:
+        raise ValueError(f"Hay varias órdenes {number}: consulte con Órdenes.")
+    if own[0].status != "completed":
+        raise ValueError(f"La orden {number} está anulada.")
+    return own[0].order_id

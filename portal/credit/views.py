@@ -38,6 +38,8 @@ from portal.credit.selectors import (
     account_ledger,
     credit_queue,
     credit_queue_count,
+    order_for_charge,
+    order_suggestions,
     queue_item,
     queue_requesters,
     requests_of,
@@ -351,12 +353,20 @@ def account(account_id: uuid.UUID):
 def charge(account_id: uuid.UUID):
     """Charge an order to the account (a retry of the same order charges nothing more)."""
     form = UsageForm()
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
     if not form.validate_on_submit():
+        return _ledger_refused(account_id, usage_form=form)
+    try:
+        order_id = order_for_charge(account.customer_id, form.order_number.data)
+    except ValueError as error:
+        form_error(form, str(error), "order_number")
         return _ledger_refused(account_id, usage_form=form)
     try:
         _, created = usage_charge(
             account_id=account_id,
-            order_id=form.order_id.data,
+            order_id=order_id,
             amount=form.amount.data,
             actor=current_user,
         )
@@ -370,6 +380,20 @@ def charge(account_id: uuid.UUID):
         "Cargo registrado a {customer}."
         if created
         else "Esta orden ya estaba cargada a {customer}; no se cobró dos veces.",
+    )
+
+
+@bp.get("/accounts/<uuid:account_id>/orders")
+@permission_required("credit.operate")
+def order_options(account_id: uuid.UUID):
+    """The customer's orders not yet charged whose number starts with what was typed (htmx)."""
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
+    typed = request.args.get("order_number", "")[:30]
+    return render(
+        "credit/_order_options.html",
+        orders=order_suggestions(account.customer_id, typed) if typed else [],
     )
 
 
