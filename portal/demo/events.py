@@ -186,7 +186,7 @@ def events_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
             process_events([str(envelope.event_id) for envelope in envelopes])
             db.session.commit()
     with organization_scope(organization_id):
-        db.session.execute(_LAST_PURCHASE)
+        db.session.execute(LAST_PURCHASE)
         # As if each event had arrived moments after it happened, not all at seeding time.
         db.session.execute(
             sa.text(
@@ -198,7 +198,7 @@ def events_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
     return len(live)
 
 
-_LAST_PURCHASE = sa.text(
+LAST_PURCHASE = sa.text(
     """
     UPDATE customers c SET last_purchase_at = p.last_purchase
     FROM (SELECT customer_id, max(completed_at) AS last_purchase FROM purchases
