@@ -8,14 +8,14 @@
   }
 
   function focusRow(row) {
-    if (row) {
+    if (row && row.isConnected) {
       row.focus();
     }
   }
 
   document.addEventListener("keydown", function (event) {
-    var row = event.target.closest && event.target.closest(".queue-row");
-    if (!row || event.target !== row) {
+    var row = event.target;
+    if (!row.classList || !row.classList.contains("queue-row")) {
       return;
     }
     var all = rows();
@@ -32,36 +32,30 @@
     }
   });
 
-  // Where the focus goes once a request leaves the table.
-  var next = null;
-
+  // A decision swaps its request's tbody away: the focus goes to the neighbouring request once
+  // the swap is done (the form that asked is gone by then, so its own events cannot be used).
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var item = event.detail.target.closest && event.detail.target.closest(".queue-item");
-    if (item && event.detail.target === item && event.detail.xhr.status === 200) {
-      var all = rows();
-      var index = all.indexOf(item.querySelector(".queue-row"));
-      next = all[index + 1] || all[index - 1] || null;
+    var item = event.detail.target;
+    if (!item.classList || !item.classList.contains("queue-item") || event.detail.isError) {
+      return;
     }
+    var all = rows();
+    var index = all.indexOf(item.querySelector(".queue-row"));
+    var next = all[index + 1] || all[index - 1] || null;
+    window.setTimeout(function () {
+      focusRow(next);
+    }, 0);
   });
 
   document.addEventListener("htmx:afterSettle", function (event) {
-    if (event.detail.target && event.detail.target.id && event.detail.target.id.indexOf("detail-") === 0) {
-      var first = event.detail.target.querySelector("input, textarea");
+    var target = event.target;
+    if (target.id && target.id.indexOf("detail-") === 0) {
+      var first = target.querySelector("input:not([type=hidden]), textarea");
       if (first) {
         first.focus();
       }
-      return;
-    }
-    if (next) {
-      focusRow(next);
-      next = null;
-    }
-  });
-
-  // A decision in bulk: the selected requests that left the table take their selection along.
-  document.addEventListener("htmx:oobAfterSwap", function () {
-    if (!document.activeElement || document.activeElement === document.body) {
-      focusRow(rows()[0]);
+    } else if (target.id === "queue-messages" && !document.activeElement.closest(".queue-row")) {
+      focusRow(rows()[0]);  // after a decision in bulk
     }
   });
 })();
