@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from portal import clock
 from portal.credit.models import CreditPayment, CreditRequest, CreditUsage
@@ -449,3 +450,66 @@ def test_close_needs_no_balance_and_reopening_is_a_new_request(login_as, org_a):
     assert "Solicitar crédito" in staff.get(f"/customers/{customer.customer_id}").text
     assert _request(staff, customer).status_code == 302
     assert _account(org_a, customer.customer_id).status == "pending"
+
+
+def test_a_write_off_above_the_approval_level_needs_an_org_admin(login_as, org_a):
+    customer = factories.customer_create(org_a.organization_id, first_name="Lino")
+    account = factories.credit_account_create(
+        org_a.organization_id, customer.customer_id, credit_limit=Decimal("20000")
+    )
+    with factories.scoped(org_a.organization_id):
+        usage_charge(
+            account_id=account.credit_account_id,
+            order_id=uuid.uuid4(),
+            amount=Decimal("12000.00"),
+            actor=None,
+        )
+        credit_write_off_request(
+            account_id=account.credit_account_id,
+            reason="Empresa en quiebra",
+            requester=org_a.users["credit_approver"],
+        )
+    request_id = _pending_id(org_a, account.credit_account_id)
+    other = factories.staff_create(org_a.organization_id, ["credit_approver"])
+    client = PortalClient(factories._app.test_client())
+    client.login(other.email)
+    client.get("/credit/queue")
+    refused = client.post(f"/credit/requests/{request_id}/approve", {}, headers=HTMX)
+    assert refused.status_code == 422 and "nivel de aprobación" in refused.text
+    with factories.scoped(org_a.organization_id):
+        assert account_get(account.credit_account_id).credit_used == Decimal("12000.00")
+
+
+def test_the_database_refuses_a_pending_write_off_without_its_amount(org_a):
+    customer = factories.customer_create(org_a.organization_id)
+    account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
+    refusal = pytest.raises(IntegrityError, match="check_credit_request_amount")
+    with factories.scoped(org_a.organization_id), refusal:
+        db.session.execute(
+            sa.text(
+                "INSERT INTO credit_requests (organization_id, credit_account_id, kind,"
+                " reason, requested_by) VALUES (:org, :account, 'write_off', 'Sin monto',"
+                " :staff)"
+            ),
+            {
+                "org": org_a.organization_id,
+                "account": account.credit_account_id,
+                "staff": org_a.users["credit_approver"].staff_user_id,
+            },
+        )
+
+
+def test_suspend_answers_the_ledger_in_place_or_redirects_without_javascript(login_as, org_a):
+    customer = factories.customer_create(org_a.organization_id, first_name="Mara")
+    account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
+    page = f"/credit/accounts/{account.credit_account_id}"
+    approver = login_as("credit_approver")
+    approver.get(page)
+    suspended = approver.post(f"{page}/suspend", {"suspension_reason": "Mora"}, headers=HTMX)
+    assert suspended.status_code == 200 and "<html" not in suspended.text
+    assert 'id="account-status">Suspendida<' in suspended.text and "Reactivar" in suspended.text
+    assert f"Cuenta de crédito de {customer.full_name} suspendida." in suspended.text
+    assert 'id="credit-live"' in suspended.text
+    reactivated = approver.post(f"{page}/reactivate", {"approval_notes": "Pagó"})
+    assert reactivated.status_code == 303 and reactivated.headers["Location"].endswith(page)
+    assert f"Cuenta de crédito de {customer.full_name} reactivada." in approver.get(page).text
