@@ -104,13 +104,13 @@ def test_the_account_and_the_statement_show_what_was_paid_and_when_it_was_undone
     assert "Pago revertido · Cheque" in ledger
     statement = staff.get(f"{page}/statement").text
     assert "US$100.00 a orden" in statement and "US$20.00 a orden" in statement
-    assert "Pago Cheque" in statement and "Pago check" not in statement
-    assert "(revertido)" in statement
+    assert "Pago revertido check" not in statement
+    assert "Pago revertido Cheque" in statement
     assert "Reversión de pago: Cheque devuelto (deshecho US$100.00 de orden" in statement
     assert 'id="closing-balance">US$150.00<' in statement
     csv = staff.get(f"{page}/statement?format=csv").text
     assert "US$20.00 de orden" in csv and "deshecho US$100.00 de orden" in csv
-    assert "(revertido)" in csv
+    assert "Pago revertido Cheque" in csv
 
 
 def test_after_a_reversal_payments_and_cancellations_use_what_is_still_applied(

@@ -200,10 +200,10 @@ _MOVEMENTS = f"""
         UNION ALL
         SELECT p.payment_date, 2, p.created_at, p.payment_id, p.payment_id,
                CASE WHEN p.kind = 'write_off' THEN 'Castigo de saldo'
-                    ELSE 'Pago ' || {label_sql("p.payment_method", "payment_method")}
-                         || coalesce(' ref. ' || nullif(p.payment_reference, ''), '')
-                         || CASE WHEN p.reversed_at IS NOT NULL THEN ' (revertido)' ELSE '' END
-               END,
+                    WHEN p.reversed_at IS NOT NULL THEN 'Pago revertido '
+                    ELSE 'Pago ' END
+               || coalesce({label_sql("p.payment_method", "payment_method")}, '')
+               || coalesce(' ref. ' || nullif(p.payment_reference, ''), ''),
                0, p.amount
         FROM credit_payments p WHERE p.credit_account_id = :account
         UNION ALL

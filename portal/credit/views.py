@@ -153,7 +153,6 @@ def _queue_context(form: QueueFilterForm) -> dict:
         "filters": form,
         "filter_args": {key: value for key, value in request.args.items() if value},
         "approval_level": organization_settings_get().approval_level,
-        "bulk_form": BulkDecisionForm(formdata=None),
         "worst_bucket": worst_bucket,
     }
 
