@@ -2,7 +2,7 @@
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 
 import phonenumbers
@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, current_app
 from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
 
+from portal import clock
 from portal.config import Config
 from portal.money import money
 
@@ -102,6 +103,12 @@ def date_medium(value) -> str:
     return format_date(value, "d MMM y")
 
 
+def age_days(moment: datetime) -> str:
+    """How long ago, in whole business days: "hoy", "1 día", "12 días"."""
+    days = (clock.today() - moment.astimezone(clock.BUSINESS_ZONE).date()).days
+    return "hoy" if days <= 0 else f"{days} día" if days == 1 else f"{days} días"
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.add_template_filter(money, "money")
@@ -114,3 +121,4 @@ def init_app(app: Flask) -> None:
         lambda value: format_datetime(value, "d MMM y, h:mm a"), "datetime_short"
     )
     app.add_template_filter(date_medium, "date_medium")
+    app.add_template_filter(age_days, "age_days")

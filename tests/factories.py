@@ -4,6 +4,7 @@ import contextlib
 import itertools
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 
@@ -17,6 +18,7 @@ from portal.auth.services import password_hash
 from portal.credit.models import CreditAccount, CreditRequest
 from portal.customers.models import Address, Customer
 from portal.db import organization_scope
+from portal.events.models import Purchase
 from portal.extensions import db
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -161,6 +163,21 @@ def credit_account_create(organization_id: uuid.UUID, customer_id: uuid.UUID, **
                 )
             )
         return _committed(account)
+
+
+def order_number(organization_id: uuid.UUID, customer_id: uuid.UUID, **fields) -> str:
+    """A completed order of the customer in the purchases projection; its number."""
+    number = next(_sequence)
+    values = {
+        "order_id": uuid.uuid4(),
+        "order_number": f"F-{number:07d}",
+        "total": Decimal("100.00"),
+        "completed_at": datetime.now(UTC),
+        "event_occurred_at": datetime.now(UTC),
+        "status": "completed",
+    } | fields
+    with _scope(organization_id):
+        return _committed(Purchase(customer_id=customer_id, **values)).order_number
 
 
 @contextlib.contextmanager

@@ -1,7 +1,6 @@
 """Credit accounts through the web: request, queue, four-eyes, approve/reject, suspend, limits."""
 
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -101,7 +100,7 @@ def test_queue_shows_pending_oldest_first_with_facts(login_as, org_a):
     _request(staff, newer)
     page = login_as("credit_approver").get("/credit/queue").text
     assert page.index("Primera") < page.index("Segunda")
-    assert "US$1,500.00 a 45 días" in page and "Exposición actual" in page
+    assert "US$1,500.00<br><small>a 45 días" in page and "Exposición" in page
     assert 'id="queue-count">2<' in page
 
 
@@ -151,7 +150,8 @@ def test_four_eyes_the_requester_cannot_decide_even_by_a_forged_post(login_as, o
     client.login(both.email)
     _request(client, customer)
     account = _account(org_a, customer.customer_id)
-    page = client.get("/credit/queue").text
+    request_id = _pending_request(org_a, account.credit_account_id).credit_request_id
+    page = client.get(f"/credit/requests/{request_id}", headers=HTMX).text
     assert "Usted creó esta solicitud" in page and "/approve" not in page
     for action, data in (("approve", {}), ("reject", {"approval_notes": "Rechazo propio"})):
         response = client.post(_decide_url(org_a, account, action), data, headers=HTMX)
@@ -214,7 +214,10 @@ def test_limit_cannot_go_below_what_is_used(login_as, org_a, customer):
     staff.get(f"/credit/accounts/{account.credit_account_id}")
     staff.post(
         f"/credit/accounts/{account.credit_account_id}/usages",
-        {"order_id": str(uuid.uuid4()), "amount": "700"},
+        {
+            "order_number": factories.order_number(org_a.organization_id, customer.customer_id),
+            "amount": "700",
+        },
     )
     approver = login_as("credit_approver")
     approver.get(f"/credit/accounts/{account.credit_account_id}")
@@ -276,10 +279,7 @@ def test_another_organizations_account_ids_are_404_and_unchanged(login_as, org_a
     assert approver.post(f"{base}/suspend", {"suspension_reason": "x" * 5}).status_code == 404
     staff = login_as("credit_staff")
     staff.get("/customers/")
-    assert (
-        staff.post(f"{base}/usages", {"order_id": str(uuid.uuid4()), "amount": "5"}).status_code
-        == 404
-    )
+    assert staff.post(f"{base}/usages", {"order_number": "F-1", "amount": "5"}).status_code == 404
     assert staff.post(f"{base}/payments", {"amount": "5"}).status_code == 404
     assert staff.get(f"{base}/statement").status_code == 404
     assert staff.get(f"/credit/request/{theirs_customer.customer_id}").status_code == 404

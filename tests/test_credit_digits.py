@@ -88,7 +88,7 @@ def _forms(desk):
     request, approve = desk["request"], desk["approve"]
     money, term = MONEY_MESSAGE, TERM_MESSAGE
     new_line = {"requested_limit": "500", "requested_term_days": "30", "request_notes": "Prueba"}
-    order = {"order_id": str(uuid.uuid4())}
+    order = {"order_number": "F-0000001"}
     lower, higher = {"approval_notes": "Baja"}, {"reason": "Sube"}
     return [
         ("branch_staff", request, request, new_line, "requested_limit", money),

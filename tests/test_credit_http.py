@@ -33,10 +33,14 @@ def _ledger(org, account):
         return current.credit_used
 
 
+def _order(account) -> str:
+    return factories.order_number(account.organization_id, account.customer_id)
+
+
 def _charge(staff, account, amount="100.00", order=None):
     return staff.post(
         f"/credit/accounts/{account.credit_account_id}/usages",
-        {"order_id": str(order or uuid.uuid4()), "amount": amount},
+        {"order_number": order or _order(account), "amount": amount},
         headers=HTMX,
     )
 
@@ -54,10 +58,10 @@ def _payment(staff, account, **overrides):
 
 def test_charge_and_pay_through_the_page(staff, org_a, account):
     response = _charge(staff, account, "100.00")
-    assert response.status_code == 200 and "Cargo registrado." in response.text
+    assert response.status_code == 200 and "Cargo registrado a" in response.text
     assert 'id="credit-available">US$900.00<' in response.text
     response = _payment(staff, account)
-    assert response.status_code == 200 and "Pago registrado." in response.text
+    assert response.status_code == 200 and "registrado." in response.text
     assert 'id="credit-available">US$940.00<' in response.text
     assert _ledger(org_a, account) == Decimal("60.00")
 
@@ -84,11 +88,11 @@ def test_bad_charge_amounts(staff, org_a, account, amount, message):
     assert _ledger(org_a, account) == 0
 
 
-@pytest.mark.parametrize("order", ["", "orden-1", "' OR 1=1 --", "1" * 300])
-def test_bad_order_ids(staff, org_a, account, order):
+@pytest.mark.parametrize("order", ["", "F-9999999", "' OR 1=1 --", "1" * 300, "F 12"])
+def test_bad_order_numbers(staff, org_a, account, order):
     response = staff.post(
         f"/credit/accounts/{account.credit_account_id}/usages",
-        {"order_id": order, "amount": "5"},
+        {"order_number": order, "amount": "5"},
         headers=HTMX,
     )
     assert response.status_code == 422
@@ -96,7 +100,7 @@ def test_bad_order_ids(staff, org_a, account, order):
 
 
 def test_retrying_an_order_shows_it_was_not_charged_twice(staff, org_a, account):
-    order = uuid.uuid4()
+    order = _order(account)
     _charge(staff, account, "50.00", order)
     again = _charge(staff, account, "50.00", order)
     assert again.status_code == 200 and "no se cobró dos veces" in again.text
@@ -130,7 +134,7 @@ def test_bad_payments_change_nothing(staff, org_a, account, overrides, message):
 def test_double_submitted_payment_posts_once_and_a_reused_key_is_refused(staff, org_a, account):
     _charge(staff, account, "100.00")
     key = str(uuid.uuid4())
-    assert "Pago registrado." in _payment(staff, account, idempotency_key=key).text
+    assert "registrado." in _payment(staff, account, idempotency_key=key).text
     assert "ya estaba registrado" in _payment(staff, account, idempotency_key=key).text
     refused = _payment(staff, account, idempotency_key=key, amount="10.00")
     assert refused.status_code == 422 and "otros datos" in refused.text
@@ -186,3 +190,35 @@ def test_another_organizations_usage_and_payment_ids_are_404(login_as, org_a, or
         == 404
     )
     assert _ledger(org_b, theirs) == Decimal("15.00")
+
+
+def test_the_charge_form_refuses_another_customers_order_and_suggests_the_customers(
+    staff, org_a, account
+):
+    other = factories.customer_create(org_a.organization_id)
+    theirs = factories.order_number(org_a.organization_id, other.customer_id)
+    refused = _charge(staff, account, "10.00", theirs)
+    assert refused.status_code == 422 and f"La orden {theirs} es de otro cliente." in refused.text
+    assert _ledger(org_a, account) == 0
+    cancelled = factories.order_number(
+        org_a.organization_id, account.customer_id, status="cancelled"
+    )
+    assert "está anulada" in _charge(staff, account, "10.00", cancelled).text
+    mine = factories.order_number(org_a.organization_id, account.customer_id, total="45.10")
+    options = staff.get(
+        f"/credit/accounts/{account.credit_account_id}/orders?order_number={mine[:-1].lower()}",
+        headers=HTMX,
+    ).text
+    assert f'value="{mine}"' in options and "US$45.10" in options
+    assert theirs not in options and cancelled not in options
+    charged = _charge(staff, account, "10.00", mine.lower())
+    assert charged.status_code == 200 and "Cargo registrado a" in charged.text
+    assert (
+        f"orden {mine}" in staff.get(f"/credit/accounts/{account.credit_account_id}/statement").text
+    )
+    assert (
+        f'value="{mine}"'
+        not in staff.get(
+            f"/credit/accounts/{account.credit_account_id}/orders?order_number=F", headers=HTMX
+        ).text
+    )  # charged: no longer suggested

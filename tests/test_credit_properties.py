@@ -36,7 +36,7 @@ def _apply(account_id, approver, operation, argument) -> None:
     if operation == "charge":
         usage_charge(account_id=account_id, order_id=uuid.uuid4(), amount=argument, actor=None)
     elif operation == "cancel":
-        pending = [u for u, _ in account_usages(account_id) if u.status == "pending"]
+        pending = [u for u, *_ in account_usages(account_id) if u.status == "pending"]
         if pending:
             usage_cancel(usage_id=pending[argument % len(pending)].usage_id, actor=None)
     elif operation in ("pay", "pay_all"):

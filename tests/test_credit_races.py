@@ -97,7 +97,12 @@ def test_ten_concurrent_payments_post_what_is_owed_and_refuse_the_rest(app, org_
     staff = _client(app, org_a.users["credit_staff"].email, page)
     for amount in ("500.00", "500.00"):
         charged = staff.post(
-            f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": amount}, headers=HTMX
+            f"{page}/usages",
+            {
+                "order_number": factories.order_number(org_a.organization_id, customer.customer_id),
+                "amount": amount,
+            },
+            headers=HTMX,
         )
         assert charged.status_code == 200
     clients = [_client(app, org_a.users["credit_staff"].email, page) for _ in range(10)]

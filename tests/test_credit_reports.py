@@ -60,7 +60,7 @@ def test_statement_shows_movements_with_running_balance(login_as, history):
     )
     assert "Saldo inicial" in page and "TRF-77" in page
     assert 'id="closing-balance">US$230.00<' in page
-    assert "US$100.00 a cargo" in page and "US$20.00 a cargo" in page  # FIFO allocation shown
+    assert "US$100.00 a orden" in page and "US$20.00 a orden" in page  # FIFO allocation shown
 
 
 def test_statement_csv_and_date_filter(login_as, history):
@@ -293,7 +293,8 @@ def test_statement_running_and_opening_balance_with_a_reversal_and_a_period(org_
         Decimal("30.00"),
         Decimal("150.00"),
     ]
-    assert lines[1].description.startswith("Pago check ref. Cheque 9 (US$100.00 a cargo ")
+    paid = "Pago revertido Cheque ref. Cheque 9 (US$100.00 a orden "
+    assert lines[1].description.startswith(paid)
     assert lines[2].description.startswith("Reversión de pago: Cheque devuelto (deshecho US$100.00")
     assert lines[2].charge == Decimal("120.00") and [line.on for line in before] == [
         lines_all[0].on

@@ -26,7 +26,8 @@ def paid(login_as, org_a):
     staff = login_as("credit_staff")
     staff.get(page)
     for amount in ("100.00", "50.00"):
-        staff.post(f"{page}/usages", {"order_id": str(uuid.uuid4()), "amount": amount})
+        order = factories.order_number(org_a.organization_id, customer.customer_id)
+        staff.post(f"{page}/usages", {"order_number": order, "amount": amount})
     staff.post(
         f"{page}/payments",
         {
@@ -77,7 +78,7 @@ def test_reversal_keeps_the_allocations_and_adds_its_own_rows(login_as, org_a, p
     assert _invariant(org_a, account) == Decimal("30.00")
 
     response = _reverse(login_as, page, payment_id)
-    assert response.status_code == 200 and "Pago revertido." in response.text
+    assert response.status_code == 200 and "revertido." in response.text
 
     after = _allocations(org_a)
     assert after[: len(original)] == original  # nothing deleted or changed
@@ -98,14 +99,18 @@ def test_the_account_and_the_statement_show_what_was_paid_and_when_it_was_undone
     ledger = staff.get(page).text
     assert ledger.count('class="allocation"') == 2
     assert ledger.count('class="allocation-reversed"') == 2
-    assert "US$100.00 → cargo" in ledger and "-US$100.00 ← cargo" in ledger
+    assert "US$100.00 → orden" in ledger and "-US$100.00 ← orden" in ledger
     assert "Revertido el" in ledger and "Cheque devuelto" in ledger
+    assert "Pago revertido · Cheque" in ledger
     statement = staff.get(f"{page}/statement").text
-    assert "US$100.00 a cargo" in statement and "US$20.00 a cargo" in statement
-    assert "Reversión de pago: Cheque devuelto (deshecho US$100.00 de cargo" in statement
+    assert "US$100.00 a orden" in statement and "US$20.00 a orden" in statement
+    assert "Pago revertido check" not in statement
+    assert "Pago revertido Cheque" in statement
+    assert "Reversión de pago: Cheque devuelto (deshecho US$100.00 de orden" in statement
     assert 'id="closing-balance">US$150.00<' in statement
     csv = staff.get(f"{page}/statement?format=csv").text
-    assert "US$20.00 de cargo" in csv and "deshecho US$100.00 de cargo" in csv
+    assert "US$20.00 de orden" in csv and "deshecho US$100.00 de orden" in csv
+    assert "Pago revertido Cheque" in csv
 
 
 def test_after_a_reversal_payments_and_cancellations_use_what_is_still_applied(
@@ -123,7 +128,7 @@ def test_after_a_reversal_payments_and_cancellations_use_what_is_still_applied(
         },
         headers=HTMX,
     )
-    assert again.status_code == 200 and "Pago registrado." in again.text
+    assert again.status_code == 200 and "registrado." in again.text
     assert _invariant(org_a, account) == Decimal("0.00")
     with factories.scoped(org_a.organization_id):
         assert set(db.session.scalars(sa.select(CreditUsage.status))) == {"paid"}
@@ -140,7 +145,7 @@ def test_a_charge_whose_payment_was_reversed_can_be_cancelled(login_as, org_a, p
         )
     staff.get(page)
     cancelled = staff.post(f"/credit/usages/{usage_id}/cancel", headers=HTMX)
-    assert cancelled.status_code == 200 and "Cargo anulado" in cancelled.text
+    assert cancelled.status_code == 200 and "anulado; el crédito" in cancelled.text
     assert _invariant(org_a, account) == Decimal("100.00")
 
 

@@ -26,9 +26,13 @@ def _maximum(org) -> Decimal:
         return organization_settings_get().max_credit_limit
 
 
-def _set_maximum(org, amount: str) -> None:
+def _set_maximum(org, amount: str, level: str = "10000") -> None:
     with factories.scoped(org.organization_id):
-        organization_settings_update(max_credit_limit=Decimal(amount), actor=org.users["org_admin"])
+        organization_settings_update(
+            max_credit_limit=Decimal(amount),
+            approval_level=Decimal(level),
+            actor=org.users["org_admin"],
+        )
 
 
 def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(login_as, org_a, org_b):
@@ -37,7 +41,9 @@ def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(logi
     page = admin.get("/settings/")
     assert page.status_code == 200 and 'value="50000.00"' in page.text
     assert 'href="/settings/"' in page.text  # linked from the navigation
-    saved = admin.post("/settings/", {"max_credit_limit": "25,000.00"})
+    saved = admin.post(
+        "/settings/", {"max_credit_limit": "25,000.00", "approval_level": "10,000.00"}
+    )
     assert saved.status_code == 303
     assert "Configuración guardada." in admin.get("/settings/").text
     assert _maximum(org_a) == Decimal("25000.00")
@@ -45,8 +51,8 @@ def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(logi
     [entry] = factories.audit_entries(org_a.organization_id, org_a.organization_id)
     assert entry.action == "settings.updated"
     assert entry.actor_id == org_a.users["org_admin"].staff_user_id
-    assert entry.before == {"max_credit_limit": "50000.00"}
-    assert entry.after == {"max_credit_limit": "25000.00"}
+    assert entry.before == {"max_credit_limit": "50000.00", "approval_level": "10000.00"}
+    assert entry.after == {"max_credit_limit": "25000.00", "approval_level": "10000.00"}
 
 
 @pytest.mark.parametrize(
@@ -65,7 +71,7 @@ def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(logi
 def test_bad_maximum_is_refused_and_changes_nothing(login_as, org_a, value, message):
     admin = login_as("org_admin")
     admin.get("/settings/")
-    response = admin.post("/settings/", {"max_credit_limit": value})
+    response = admin.post("/settings/", {"max_credit_limit": value, "approval_level": "10000"})
     assert response.status_code == 422 and message in response.text
     assert _maximum(org_a) == Decimal("50000.00")
     assert factories.audit_entries(org_a.organization_id, org_a.organization_id) == []
@@ -100,6 +106,7 @@ def test_an_approval_above_the_maximum_is_refused(login_as, org_a):
     account = factories.credit_account_create(
         org_a.organization_id, customer.customer_id, status="pending", credit_limit=Decimal(0)
     )
+    _set_maximum(org_a, "50000", level="50000")  # the approver alone may decide up to it
     with factories.scoped(org_a.organization_id):
         request_id = credit_request_pending(account.credit_account_id).credit_request_id
     approver = login_as("credit_approver")

@@ -226,6 +226,38 @@ def test_order_events_maintain_purchases_and_last_purchase(app, client, org_a, c
     )
 
 
+def test_order_events_carry_the_order_number_into_purchases(app, client, org_a, customer):
+    day = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    data = {
+        "customer_id": str(customer.customer_id),
+        "total": "80.00",
+        "completed_at": day.isoformat(),
+    }
+    numbered = _event(
+        org_a,
+        "orders.order.completed",
+        occurred=day,
+        order_id=str(uuid.uuid4()),
+        order_number="F-0012345",
+        **data,
+    )
+    bad = _event(
+        org_a,
+        "orders.order.completed",
+        occurred=day,
+        order_id=str(uuid.uuid4()),
+        order_number="F 0012345; DROP",
+        **data,
+    )
+    for event in (numbered, bad):
+        _post(client, event)
+    _work(app)
+    with factories.scoped(org_a.organization_id):
+        (purchase,) = db.session.scalars(sa.select(Purchase))
+        assert purchase.order_number == "F-0012345"
+    assert _inbox(org_a)[uuid.UUID(bad["event_id"])] == ("dead", "order_number inválido")
+
+
 @pytest.mark.parametrize(
     "change, status, message",
     [

@@ -3,10 +3,25 @@
 import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms import (
+    DateField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
-from portal.credit.models import PAYMENT_METHODS
+from portal.credit.models import PAYMENT_METHODS, REQUEST_KINDS
+from portal.credit.selectors import QUEUE_SORT_LABELS
 from portal.validation import (
     MoneyField,
     WholeNumberField,
@@ -27,6 +42,15 @@ def _reason(label: str, *, required: bool = True, maximum: int = 1000):
         no_control_characters_multiline,
     ]
     return TextAreaField(label, validators=validators, filters=[strip_field, empty_to_none])
+
+
+def _uuid(value):
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value).strip())
+    except ValueError:
+        return value
 
 
 def _within_term(form, field):
@@ -66,6 +90,56 @@ class RejectForm(FlaskForm):
     approval_notes = _reason("Motivo del rechazo")
 
 
+class QueueFilterForm(FlaskForm):
+    """Sort and narrow the approval queue (a GET form; the URL keeps it)."""
+
+    class Meta:
+        csrf = False
+
+    sort = SelectField("Ordenar por", choices=choices(QUEUE_SORT_LABELS), default="age")
+    kind = SelectField("Tipo", choices=choices({"": "Todos"} | REQUEST_KINDS), default="")
+    min_amount = MoneyField("Monto desde (US$)", validators=[Optional()])
+    max_amount = MoneyField("Monto hasta (US$)", validators=[Optional()])
+    requester = SelectField("Solicitante", choices=[], filters=[_uuid], validate_choice=False)
+
+    def validate_requester(self, field):
+        if field.data is not None and not isinstance(field.data, uuid.UUID):
+            raise ValidationError("Solicitante no válido.")
+
+    def validate_max_amount(self, field):
+        if field.data and self.min_amount.data and field.data < self.min_amount.data:
+            raise ValidationError("El monto máximo es menor que el mínimo.")
+
+
+class BulkDecisionForm(FlaskForm):
+    """Approve (at the requested values) or reject several requests, each decided on its own."""
+
+    request_ids = SelectMultipleField(
+        "Solicitudes", choices=[], validate_choice=False, coerce=_uuid
+    )
+    decision = SelectField(
+        "Decisión", choices=choices({"approve": "Aprobar", "reject": "Rechazar"})
+    )
+    approval_notes = _reason("Motivo o notas", required=False)
+
+    def validate_request_ids(self, field):
+        if not field.data:
+            raise ValidationError("Seleccione al menos una solicitud.")
+        if not all(isinstance(value, uuid.UUID) for value in field.data):
+            raise ValidationError("Selección no válida: recargue la página.")
+
+    def validate(self, extra_validators=None):
+        """A rejection needs its reason (the notes are optional for approvals)."""
+        valid = super().validate(extra_validators)
+        if self.decision.data == "reject" and not self.approval_notes.data:
+            self.approval_notes.errors = [
+                *self.approval_notes.errors,
+                "Indique el motivo del rechazo.",
+            ]
+            return False
+        return valid
+
+
 class SuspendForm(FlaskForm):
     """Suspension needs a reason."""
 
@@ -87,6 +161,18 @@ class LimitForm(FlaskForm):
     approval_notes = _reason("Motivo del cambio")
 
 
+class CloseForm(FlaskForm):
+    """Closing an account with nothing owed needs a reason."""
+
+    closure_reason = _reason("Motivo del cierre")
+
+
+class WriteOffForm(FlaskForm):
+    """Asking to write off the balance needs a reason; another approver decides."""
+
+    write_off_reason = _reason("Motivo del castigo")
+
+
 class IncreaseForm(FlaskForm):
     """Ask for a higher limit; another approver decides."""
 
@@ -98,28 +184,20 @@ class IncreaseForm(FlaskForm):
     reason = _reason("Justificación")
 
 
-def _uuid(value):
-    if not value:
-        return None
-    try:
-        return uuid.UUID(str(value).strip())
-    except ValueError:
-        return value
-
-
 class UsageForm(FlaskForm):
-    """A charge against an order."""
+    """A charge against one of the customer's orders, named by its number (F-0012345)."""
 
-    order_id = StringField(
-        "Número de orden (UUID)", validators=[DataRequired("Indique la orden.")], filters=[_uuid]
+    order_number = StringField(
+        "Número de orden",
+        validators=[
+            DataRequired("Indique el número de orden."),
+            Regexp(r"^[A-Za-z0-9][A-Za-z0-9-]{0,29}$", message="El número de orden no es válido."),
+        ],
+        filters=[strip_field],
     )
     amount = MoneyField(
         "Monto (US$)", validators=[InputRequired("Indique el monto.")], id="usage-amount"
     )
-
-    def validate_order_id(self, field):
-        if not isinstance(field.data, uuid.UUID):
-            raise ValidationError("El número de orden no es válido.")
 
 
 class PaymentForm(FlaskForm):

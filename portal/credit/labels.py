@@ -2,6 +2,7 @@
 
 from portal.credit.models import (
     ACCOUNT_STATUSES,
+    PAYMENT_KINDS,
     PAYMENT_METHODS,
     REQUEST_KINDS,
     REQUEST_STATES,
@@ -14,4 +15,22 @@ LABELS = {
     "credit_request_state": REQUEST_STATES,
     "usage_status": USAGE_STATUSES,
     "payment_method": PAYMENT_METHODS,
+    "payment_kind": PAYMENT_KINDS,
+    # A line of the customer's recent credit activity.
+    "credit_movement": {
+        "usage": "Cargo",
+        "usage_cancelled": "Cargo anulado",
+        "payment": "Pago",
+        "payment_reversed": "Pago revertido",
+        "write_off": "Castigo",
+    },
 }
+
+
+def label_sql(column: str, kind: str) -> str:
+    """A SQL CASE giving the Spanish label of a code column (for reports built in SQL)."""
+    whens = " ".join(
+        f"WHEN '{code}' THEN '{text.replace(chr(39), chr(39) * 2)}'"
+        for code, text in LABELS[kind].items()
+    )
+    return f"(CASE {column} {whens} ELSE {column} END)"

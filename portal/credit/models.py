@@ -15,15 +15,21 @@ ACCOUNT_STATUSES = {
     "pending": "Pendiente",
     "approved": "Aprobada",
     "suspended": "Suspendida",
-    "cancelled": "Cancelada",
+    "cancelled": "Rechazada",  # a rejected new line; the account can be requested again
+    "closed": "Cerrada",
 }
-REQUEST_KINDS = {"new_line": "Línea nueva", "increase": "Aumento de límite"}
+REQUEST_KINDS = {
+    "new_line": "Línea nueva",
+    "increase": "Aumento de límite",
+    "write_off": "Castigo de saldo",
+}
 REQUEST_STATES = {"pending": "Pendiente", "approved": "Aprobada", "rejected": "Rechazada"}
 USAGE_STATUSES = {
     "pending": "Pendiente",
     "paid": "Pagado",
     "overdue": "Vencido",
     "cancelled": "Anulado",
+    "written_off": "Castigado",
 }
 PAYMENT_METHODS = {
     "cash": "Efectivo",
@@ -31,6 +37,7 @@ PAYMENT_METHODS = {
     "transfer": "Transferencia",
     "check": "Cheque",
 }
+PAYMENT_KINDS = {"payment": "Pago", "write_off": "Castigo"}
 MONEY = sa.Numeric(12, 2)
 
 
@@ -53,6 +60,9 @@ class CreditAccount(TenantMixin, db.Model):
     approval_notes: Mapped[str | None] = mapped_column(sa.Text)
     suspended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    closed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    closure_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
 
@@ -65,7 +75,8 @@ class CreditRequest(TenantMixin, db.Model):
     credit_request_id: Mapped[uuid.UUID] = uuid_pk()
     credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     kind: Mapped[str] = mapped_column(sa.String(20))
-    requested_limit: Mapped[Decimal] = mapped_column(MONEY)
+    requested_limit: Mapped[Decimal | None] = mapped_column(MONEY)
+    write_off_amount: Mapped[Decimal | None] = mapped_column(MONEY)
     requested_term_days: Mapped[int | None]
     reason: Mapped[str] = mapped_column(sa.Text)
     requested_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
@@ -76,6 +87,7 @@ class CreditRequest(TenantMixin, db.Model):
     decision_notes: Mapped[str | None] = mapped_column(sa.Text)
     approved_limit: Mapped[Decimal | None] = mapped_column(MONEY)
     approved_term_days: Mapped[int | None]
+    decision_seen_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class CreditUsage(TenantMixin, db.Model):
@@ -103,7 +115,8 @@ class CreditPayment(TenantMixin, db.Model):
     payment_id: Mapped[uuid.UUID] = uuid_pk()
     credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     amount: Mapped[Decimal] = mapped_column(MONEY)
-    payment_method: Mapped[str] = mapped_column(sa.String(30))
+    kind: Mapped[str] = mapped_column(sa.String(20), default="payment")
+    payment_method: Mapped[str | None] = mapped_column(sa.String(30))
     payment_reference: Mapped[str | None] = mapped_column(sa.String(255))
     payment_date: Mapped[date] = mapped_column(server_default=sa.func.current_date())
     idempotency_key: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 
 from portal import clock
+from portal.credit.labels import label_sql
 from portal.extensions import db
 
 AGING_BUCKETS = (
@@ -162,23 +163,32 @@ def aging_rows(*, bucket: str | None = None, today: date | None = None) -> Itera
 # --- the statement -------------------------------------------------------------------------
 
 _ZONE = clock.BUSINESS_ZONE.key
+# How staff know a charge's order: its number, else the start of the internal id.
+_ORDER = (
+    "coalesce((SELECT o.order_number FROM purchases o WHERE o.order_id = u.order_id), "
+    "left(u.order_id::text, 8))"
+)
 # Every movement of the account; kind orders the movements of one day as they happen.
 _MOVEMENTS = f"""
     movements AS (
         SELECT (u.created_at AT TIME ZONE '{_ZONE}')::date AS on_date, 0 AS kind,
                u.created_at AS at, u.usage_id AS id, NULL::uuid AS payment_id,
-               'Cargo orden ' || u.order_id AS description, u.amount AS charge,
+               'Cargo orden ' || {_ORDER} || CASE WHEN u.status = 'cancelled'
+                   THEN ' (anulado)' ELSE '' END AS description, u.amount AS charge,
                0::numeric(12, 2) AS credit
         FROM credit_usages u WHERE u.credit_account_id = :account
         UNION ALL
         SELECT (u.cancelled_at AT TIME ZONE '{_ZONE}')::date, 1, u.cancelled_at, u.usage_id, NULL,
-               'Anulación cargo orden ' || u.order_id, 0, u.amount
+               'Anulación cargo orden ' || {_ORDER}, 0, u.amount
         FROM credit_usages u
         WHERE u.credit_account_id = :account AND u.cancelled_at IS NOT NULL
         UNION ALL
         SELECT p.payment_date, 2, p.created_at, p.payment_id, p.payment_id,
-               'Pago ' || p.payment_method
-                   || coalesce(' ref. ' || nullif(p.payment_reference, ''), ''),
+               CASE WHEN p.kind = 'write_off' THEN 'Castigo de saldo'
+                    WHEN p.reversed_at IS NOT NULL THEN 'Pago revertido '
+                    ELSE 'Pago ' END
+               || coalesce({label_sql("p.payment_method", "payment_method")}, '')
+               || coalesce(' ref. ' || nullif(p.payment_reference, ''), ''),
                0, p.amount
         FROM credit_payments p WHERE p.credit_account_id = :account
         UNION ALL
@@ -214,12 +224,12 @@ _STATEMENT_LINES = sa.text(
     FROM period m
     LEFT JOIN (
         SELECT x.payment_id,
-               string_agg({_MONEY_TEXT.format("x.amount")} || ' a cargo '
-                          || left(x.usage_id::text, 8), ', '
+               string_agg({_MONEY_TEXT.format("x.amount")} || ' a orden '
+                          || {_ORDER}, ', '
                           ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
                    FILTER (WHERE x.amount > 0) AS applied,
-               string_agg({_MONEY_TEXT.format("x.amount")} || ' de cargo '
-                          || left(x.usage_id::text, 8), ', '
+               string_agg({_MONEY_TEXT.format("x.amount")} || ' de orden '
+                          || {_ORDER}, ', '
                           ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
                    FILTER (WHERE x.amount < 0) AS undone
         FROM credit_payment_allocations x

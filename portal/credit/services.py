@@ -175,9 +175,12 @@ def _within_maximum(limit: Decimal, field: str) -> None:
         )
 
 
+REQUESTABLE = ("cancelled", "closed")  # a rejected line or a closed account: ask again
+
+
 def credit_request_allowed(*, customer: Customer, account: CreditAccount | None) -> bool:
     """Whether a new line may be requested: an active customer without a live account."""
-    return customer.status == "active" and (account is None or account.status == "cancelled")
+    return customer.status == "active" and (account is None or account.status in REQUESTABLE)
 
 
 @atomic
@@ -227,7 +230,7 @@ def credit_request(
             ):
                 return pending, False  # the same request submitted twice (a double click)
             raise CreditError("El cliente ya tiene una solicitud de crédito pendiente.")
-        if account.status != "cancelled":
+        if account.status not in REQUESTABLE:
             status = ACCOUNT_STATUSES[account.status].lower()
             raise CreditError(f"El cliente ya tiene una cuenta de crédito ({status}).")
         before = _snapshot(account)
@@ -235,6 +238,7 @@ def credit_request(
         account.credit_limit = Decimal("0")
         account.payment_term_days = term_days
         account.approved_by = account.approved_at = account.approval_notes = None
+        account.closed_at = account.closed_by = account.closure_reason = None
     request = CreditRequest(
         credit_account_id=account.credit_account_id,
         kind="new_line",
@@ -299,6 +303,17 @@ def _pending_for_decision(
     return request, account
 
 
+def _within_approval_level(amount: Decimal, approver: StaffUser) -> None:
+    # Above the organization's approval level only an org admin decides (both ways: a refusal
+    # of a large line is as much a credit decision as its approval).
+    level = organization_settings_get(lock="share").approval_level
+    if amount > level and not approver.has_role("org_admin"):
+        raise CreditError(
+            f"Supera el nivel de aprobación ({money(level)}): debe decidirla un aprobador que "
+            "sea administrador de la organización."
+        )
+
+
 @atomic
 def credit_approve(
     *,
@@ -310,8 +325,12 @@ def credit_approve(
 ) -> CreditRequest:
     """Approve a pending request, possibly with another limit or terms (never one's own)."""
     request, account = _pending_for_decision(request_id, approver)
+    if request.kind == "write_off":
+        _write_off_post(request, account, approver, notes=notes)
+        return request
     limit = limit or request.requested_limit
     _within_maximum(limit, "credit_limit")
+    _within_approval_level(max(limit, request.requested_limit), approver)
     before = _snapshot(account, request)
     if request.kind == "increase":
         if account.status != "approved":
@@ -340,12 +359,50 @@ def credit_approve(
 def credit_reject(*, request_id: uuid.UUID, approver: StaffUser, notes: str) -> CreditRequest:
     """Reject a pending request with notes (never one's own); a new line's account is cancelled."""
     request, account = _pending_for_decision(request_id, approver)
+    _within_approval_level(request.requested_limit or request.write_off_amount, approver)
     before = _snapshot(account, request)
     if request.kind == "new_line":
         account.status = "cancelled"
         account.approval_notes = notes
     _request_close(request, account, before, approver, state="rejected", notes=notes)
     return request
+
+
+def credit_decide_many(
+    *, request_ids: list[uuid.UUID], approve: bool, notes: str | None, approver: StaffUser
+) -> tuple[list[CreditRequest], list[tuple[str, str]]]:
+    """Decide several requests, each in its own transaction (four-eyes, levels and audit apply
+    to every one): approvals at the requested values. Returns the decided requests and, for the
+    others, (customer name, reason)."""
+    decided, refusals = [], []
+    for request_id in request_ids:
+        try:
+            if approve:
+                decided.append(
+                    credit_approve(
+                        request_id=request_id,
+                        approver=approver,
+                        limit=None,
+                        term_days=None,
+                        notes=notes,
+                    )
+                )
+            else:
+                decided.append(credit_reject(request_id=request_id, approver=approver, notes=notes))
+        except LookupError:
+            refusals.append(("Solicitud desconocida", "no existe"))
+        except CreditError as error:
+            refusals.append((_request_customer_name(request_id), str(error)))
+    return decided, refusals
+
+
+def _request_customer_name(request_id: uuid.UUID) -> str:
+    return db.session.scalar(
+        sa.select(Customer.first_name + " " + Customer.last_name)
+        .join(CreditAccount, CreditAccount.customer_id == Customer.customer_id)
+        .join(CreditRequest, CreditRequest.credit_account_id == CreditAccount.credit_account_id)
+        .where(CreditRequest.credit_request_id == request_id)
+    )
 
 
 def _request_close(request, account, before, approver, *, state: str, notes: str | None) -> None:
@@ -355,8 +412,33 @@ def _request_close(request, account, before, approver, *, state: str, notes: str
     request.decided_by = approver.staff_user_id
     request.decided_at = sa.func.now()
     db.session.flush()
-    action = f"credit.increase_{state}" if request.kind == "increase" else f"credit.{state}"
+    action = f"credit.{state}" if request.kind == "new_line" else f"credit.{request.kind}_{state}"
     _audit_account(action, account, before, approver, request=request)
+
+
+@atomic
+def credit_decisions_seen(*, requester: StaffUser) -> set[uuid.UUID]:
+    """The requester saw the decisions on their requests ("Mis solicitudes"); the new ones."""
+    seen = db.session.scalars(
+        sa.update(CreditRequest)
+        .where(
+            CreditRequest.requested_by == requester.staff_user_id,
+            CreditRequest.state != "pending",
+            CreditRequest.decision_seen_at.is_(None),
+        )
+        .values(decision_seen_at=sa.func.now())
+        .returning(CreditRequest.credit_request_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if seen:
+        audit_record(
+            action="credit.decisions_seen",
+            entity_type="staff_user",
+            entity_id=requester.staff_user_id,
+            after={"requests": seen},
+            actor=requester,
+        )
+    return set(seen)
 
 
 def _not_the_requester(account: CreditAccount, actor: StaffUser) -> None:
@@ -430,6 +512,98 @@ def credit_limit_decrease(
     db.session.flush()
     _audit_account("credit.limit_changed", account, before, actor)
     return account
+
+
+def _no_pending_request(account_id: uuid.UUID) -> None:
+    if credit_request_pending(account_id) is not None:
+        raise CreditError("La cuenta tiene una solicitud pendiente de decisión.")
+
+
+@atomic
+def credit_close(*, account_id: uuid.UUID, reason: str, actor: StaffUser) -> CreditAccount:
+    """Close an account with nothing owed (no new charges; reopening is a new request)."""
+    account = _account_locked(account_id)
+    _not_the_requester(account, actor)
+    if account.status not in ("approved", "suspended"):
+        raise CreditError("Solo se cierra una cuenta aprobada o suspendida.")
+    if account.credit_used > 0:
+        raise CreditError(
+            f"La cuenta tiene saldo ({money(account.credit_used)}): cóbrelo o solicite su "
+            "castigo antes de cerrarla."
+        )
+    _no_pending_request(account_id)
+    before = _snapshot(account)
+    _close(account, reason=reason, actor=actor)
+    _audit_account("credit.closed", account, before, actor)
+    return account
+
+
+def _close(account: CreditAccount, *, reason: str, actor: StaffUser) -> None:
+    account.status = "closed"
+    account.closed_at = sa.func.now()
+    account.closed_by = actor.staff_user_id
+    account.closure_reason = reason
+    account.suspended_at = account.suspension_reason = None
+    db.session.flush()
+
+
+@atomic
+def credit_write_off_request(
+    *, account_id: uuid.UUID, reason: str, requester: StaffUser
+) -> CreditRequest:
+    """Ask to write off the account's whole balance; a second approver decides."""
+    account = _account_locked(account_id)
+    if account.status not in ("approved", "suspended"):
+        raise CreditError("Solo se castiga el saldo de una cuenta aprobada o suspendida.")
+    if account.credit_used <= 0:
+        raise CreditError("La cuenta no tiene saldo que castigar: puede cerrarla.")
+    _no_pending_request(account_id)
+    request = CreditRequest(
+        credit_account_id=account_id,
+        kind="write_off",
+        write_off_amount=account.credit_used,
+        reason=reason,
+        requested_by=requester.staff_user_id,
+    )
+    db.session.add(request)
+    db.session.flush()
+    _audit_account(
+        "credit.write_off_requested", account, _snapshot(account), requester, request=request
+    )
+    return request
+
+
+def _write_off_post(request, account, approver: StaffUser, *, notes: str | None) -> None:
+    """The approved write-off: a ledger entry of its own, allocated FIFO like a payment (never
+    counted as one); the charges it settles are written off and the account closes."""
+    if account.credit_used != request.write_off_amount:
+        raise CreditError(
+            f"El saldo cambió desde la solicitud ({money(request.write_off_amount)} → "
+            f"{money(account.credit_used)}): rechácela y solicite el castigo de nuevo."
+        )
+    _within_approval_level(request.write_off_amount, approver)
+    before = _snapshot(account, request)
+    entry = CreditPayment(
+        credit_account_id=account.credit_account_id,
+        kind="write_off",
+        amount=request.write_off_amount,
+        payment_date=clock.today(),
+        idempotency_key=request.credit_request_id,
+        created_by=approver.staff_user_id,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    parameters = {
+        "org": current_organization_id(),
+        "payment_id": entry.payment_id,
+        "account_id": account.credit_account_id,
+        "amount": entry.amount,
+    }
+    db.session.execute(_ALLOCATE_FIFO, parameters)
+    db.session.execute(_MARK_SETTLED.bindparams(status="written_off"), parameters)
+    account.credit_used = Decimal("0.00")
+    _close(account, reason=f"Saldo castigado: {request.reason}", actor=approver)
+    _request_close(request, account, before, approver, state="approved", notes=notes)
 
 
 # --- usages --------------------------------------------------------------------------------
@@ -653,9 +827,12 @@ _ALLOCATE_FIFO = sa.text(
     RETURNING usage_id, amount
     """
 )
-_MARK_PAID = sa.text(
+# Usages a payment (or a write-off) covered in full: `paid` with paid_at, or `written_off`.
+_MARK_SETTLED = sa.text(
     """
-    UPDATE credit_usages u SET status = 'paid', paid_at = now()
+    UPDATE credit_usages u
+    SET status = CAST(:status AS text),
+        paid_at = CASE WHEN CAST(:status AS text) = 'paid' THEN now() END
     WHERE u.credit_account_id = :account_id AND u.status IN ('pending', 'overdue')
       AND u.amount <= (SELECT coalesce(sum(a.amount), 0) FROM credit_payment_allocations a
                        WHERE a.usage_id = u.usage_id)
@@ -718,7 +895,7 @@ def payment_record(
         "amount": amount,
     }
     allocations = db.session.execute(_ALLOCATE_FIFO, parameters).all()
-    db.session.execute(_MARK_PAID, parameters)
+    db.session.execute(_MARK_SETTLED.bindparams(status="paid"), parameters)
     db.session.execute(
         sa.update(CreditAccount)
         .where(CreditAccount.credit_account_id == account_id)
@@ -754,6 +931,8 @@ def payment_reverse(*, payment_id: uuid.UUID, reason: str, actor: StaffUser) -> 
         raise LookupError(payment_id)
     account = _account_locked(payment.credit_account_id)
     db.session.refresh(payment)
+    if payment.kind != "payment":
+        raise CreditError("Un castigo de saldo no se revierte.")
     if payment.reversed_at is not None:
         raise CreditError("Este pago ya fue revertido.")
     if account.credit_used + payment.amount > account.credit_limit:

@@ -11,16 +11,20 @@ from portal.auth.permissions import permission_required
 from portal.credit import bp
 from portal.credit.forms import (
     ApproveForm,
+    BulkDecisionForm,
+    CloseForm,
     CreditRequestForm,
     DateRangeForm,
     IncreaseForm,
     LimitForm,
     PaymentForm,
+    QueueFilterForm,
     ReactivateForm,
     RejectForm,
     ReversalForm,
     SuspendForm,
     UsageForm,
+    WriteOffForm,
 )
 from portal.credit.reports import (
     AGING_BUCKETS,
@@ -30,20 +34,32 @@ from portal.credit.reports import (
     statement_lines,
 )
 from portal.credit.selectors import (
+    QueueFilters,
     account_ledger,
     credit_queue,
     credit_queue_count,
+    order_for_charge,
+    order_suggestions,
+    queue_item,
+    queue_requesters,
+    requests_of,
+    worst_bucket,
+    written_off_total,
 )
 from portal.credit.services import (
     CreditError,
     account_get,
     credit_approve,
+    credit_close,
+    credit_decide_many,
+    credit_decisions_seen,
     credit_increase_request,
     credit_limit_decrease,
     credit_reactivate,
     credit_reject,
     credit_request,
     credit_suspend,
+    credit_write_off_request,
     payment_get,
     payment_record,
     payment_reverse,
@@ -55,7 +71,15 @@ from portal.csv_export import csv_response
 from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.htmx import INVALID, done, is_htmx, refused, render
-from portal.validation import errors_text, form_error
+from portal.settings.services import organization_settings_get
+from portal.validation import choices, errors_text, form_error
+
+FILTERS = ("sort", "kind", "min_amount", "max_amount", "requester")
+APPROVED_MESSAGES = {
+    "new_line": "Crédito aprobado.",
+    "increase": "Aumento aprobado.",
+    "write_off": "Castigo aprobado.",
+}
 
 
 def _ledger_or_404(account_id: uuid.UUID):
@@ -99,17 +123,75 @@ def request_credit(customer_id: uuid.UUID):
     return render("credit/request.html", form=form, customer=customer, status=status)
 
 
+@bp.get("/mine")
+@permission_required("credit.request")
+def my_requests():
+    """The user's own requests with their states and decisions; opening it marks them seen."""
+    new = credit_decisions_seen(requester=current_user)
+    return render("credit/mine.html", requests=requests_of(current_user.staff_user_id), new=new)
+
+
+def _queue_filters(form: QueueFilterForm) -> QueueFilters:
+    form.requester.choices = choices(
+        {"": "Todos"} | {str(row.staff_user_id): row.full_name for row in queue_requesters()}
+    )
+    if not form.validate():
+        return QueueFilters()
+    return QueueFilters(
+        sort=form.sort.data,
+        kind=form.kind.data or None,
+        min_amount=form.min_amount.data,
+        max_amount=form.max_amount.data,
+        requester=form.requester.data,
+    )
+
+
+def _queue_context(form: QueueFilterForm) -> dict:
+    filters = _queue_filters(form)
+    return {
+        "items": credit_queue(filters),
+        "filters": form,
+        "filter_args": {key: value for key, value in request.args.items() if value},
+        "approval_level": organization_settings_get().approval_level,
+        "worst_bucket": worst_bucket,
+    }
+
+
 @bp.get("/queue")
 @permission_required("credit.approve")
 def queue():
-    """Pending requests, oldest first, with the facts to decide on."""
+    """Pending requests as a worklist: oldest first, sortable, filterable, decided in place."""
+    form = QueueFilterForm(request.args)
+    context = _queue_context(form)
+    status = INVALID if form.errors else 200
+    return render("credit/queue.html", "credit/_queue_table.html", status=status, **context)
+
+
+@bp.get("/requests/<uuid:request_id>")
+@permission_required("credit.approve")
+def request_detail(request_id: uuid.UUID):
+    """A pending request expanded: the decision forms prefilled with what was requested, the
+    justification and the customer's recent activity."""
+    item = queue_item(request_id)
+    if item is None:
+        abort(404)
     return render(
-        "credit/queue.html", items=credit_queue(), approve_form=ApproveForm, reject_form=RejectForm
+        "credit/decide.html",
+        "credit/_queue_detail.html",
+        item=item,
+        customer=customer_get(item.customer_id),
+        approve=ApproveForm(
+            formdata=None,
+            credit_limit=item.requested_limit,
+            payment_term_days=item.requested_term_days,
+        ),
+        reject=RejectForm(formdata=None),
+        approval_level=organization_settings_get().approval_level,
     )
 
 
 def _decided(request_id: uuid.UUID, message: str):
-    # The row leaves the queue; the badge in the navigation updates out of band.
+    # The row leaves the queue; the badges and the live region update out of band.
     return done(
         message,
         redirect_to=url_for("credit.queue"),
@@ -130,6 +212,11 @@ def _not_decided(request_id: uuid.UUID, message: str):
     )
 
 
+def _decision_message(decided, verb: str) -> str:
+    name = customer_get(account_get(decided.credit_account_id).customer_id).full_name
+    return f"{verb} Cliente: {name}."
+
+
 @bp.post("/requests/<uuid:request_id>/approve")
 @permission_required("credit.approve")
 def approve(request_id: uuid.UUID):
@@ -138,7 +225,7 @@ def approve(request_id: uuid.UUID):
     if not form.validate():
         return _not_decided(request_id, errors_text(form))
     try:
-        credit_approve(
+        decided = credit_approve(
             request_id=request_id,
             approver=current_user,
             limit=form.credit_limit.data,
@@ -149,7 +236,7 @@ def approve(request_id: uuid.UUID):
         abort(404)
     except CreditError as error:
         return _not_decided(request_id, str(error))
-    return _decided(request_id, "Crédito aprobado.")
+    return _decided(request_id, _decision_message(decided, APPROVED_MESSAGES[decided.kind]))
 
 
 @bp.post("/requests/<uuid:request_id>/reject")
@@ -160,20 +247,52 @@ def reject(request_id: uuid.UUID):
     if not form.validate():
         return _not_decided(request_id, errors_text(form))
     try:
-        credit_reject(request_id=request_id, approver=current_user, notes=form.approval_notes.data)
+        decided = credit_reject(
+            request_id=request_id, approver=current_user, notes=form.approval_notes.data
+        )
     except LookupError:
         abort(404)
     except CreditError as error:
         return _not_decided(request_id, str(error))
-    return _decided(request_id, "Solicitud rechazada.")
+    return _decided(request_id, _decision_message(decided, "Solicitud rechazada."))
+
+
+@bp.post("/requests/bulk")
+@permission_required("credit.approve")
+def decide_many():
+    """Approve at the requested values, or reject with one reason, each selected request on its
+    own (four-eyes and the audit apply to every one); says which could not be decided."""
+    form = BulkDecisionForm()
+    back = url_for("credit.queue", **{k: v for k, v in request.form.items() if k in FILTERS})
+    if not form.validate():
+        return refused(errors_text(form), redirect_to=back, partial="credit/_bulk_result.html")
+    decided, refusals = credit_decide_many(
+        request_ids=form.request_ids.data,
+        approve=form.decision.data == "approve",
+        notes=form.approval_notes.data,
+        approver=current_user,
+    )
+    verb = "aprobadas" if form.decision.data == "approve" else "rechazadas"
+    message = f"{len(decided)} solicitudes {verb}."
+    if refusals:
+        message += " No se decidieron: " + "; ".join(
+            f"{name} ({reason})" for name, reason in refusals
+        )
+    outcome = done if decided else refused
+    return outcome(
+        message,
+        redirect_to=back,
+        partial="credit/_bulk_result.html",
+        context=lambda: {"decided": decided, "pending": credit_queue_count()},
+    )
 
 
 # --- the account ledger --------------------------------------------------------------------
 
 
-def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, **forms) -> dict:
+def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, ledger=None, **forms) -> dict:
     return {
-        "ledger": _ledger_or_404(account_id),
+        "ledger": ledger or _ledger_or_404(account_id),
         "failed": failed,
         "usage_form": forms.get("usage_form") or UsageForm(formdata=None),
         "payment_form": forms.get("payment_form")
@@ -182,25 +301,33 @@ def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, **forms) -> 
         "reactivate_form": ReactivateForm(formdata=None),
         "limit_form": LimitForm(formdata=None),
         "increase_form": IncreaseForm(formdata=None),
+        "close_form": CloseForm(formdata=None),
+        "write_off_form": WriteOffForm(formdata=None),
     }
 
 
 def _ledger_refused(account_id: uuid.UUID, **forms):
-    """The ledger again with the form's errors (a 422), read after the refused change."""
+    """The ledger again with the form's errors (a 422), read after the refused change; the
+    reason also on top (the form may be gone, e.g. a charge on an account closed meanwhile)."""
+    (form,) = forms.values()
     return render(
         "credit/account.html",
         "credit/_ledger.html",
         status=INVALID,
+        message=errors_text(form),
         **_ledger_context(account_id, failed=True, **forms),
     )
 
 
 def _changed(account_id: uuid.UUID, message: str):
+    """Done: the ledger's panels in place (htmx) or a redirect to the account; `message` may
+    name the customer as {customer}."""
+    ledger = _ledger_or_404(account_id)
     return done(
-        message,
+        message.format(customer=ledger.customer.full_name),
         redirect_to=url_for("credit.account", account_id=account_id),
         partial="credit/_ledger.html",
-        context=lambda: _ledger_context(account_id),
+        context=lambda: _ledger_context(account_id, ledger=ledger),
     )
 
 
@@ -225,12 +352,20 @@ def account(account_id: uuid.UUID):
 def charge(account_id: uuid.UUID):
     """Charge an order to the account (a retry of the same order charges nothing more)."""
     form = UsageForm()
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
     if not form.validate_on_submit():
+        return _ledger_refused(account_id, usage_form=form)
+    try:
+        order_id = order_for_charge(account.customer_id, form.order_number.data)
+    except ValueError as error:
+        form_error(form, str(error), "order_number")
         return _ledger_refused(account_id, usage_form=form)
     try:
         _, created = usage_charge(
             account_id=account_id,
-            order_id=form.order_id.data,
+            order_id=order_id,
             amount=form.amount.data,
             actor=current_user,
         )
@@ -241,7 +376,23 @@ def charge(account_id: uuid.UUID):
         return _ledger_refused(account_id, usage_form=form)
     return _changed(
         account_id,
-        "Cargo registrado." if created else "Esta orden ya estaba cargada; no se cobró dos veces.",
+        "Cargo registrado a {customer}."
+        if created
+        else "Esta orden ya estaba cargada a {customer}; no se cobró dos veces.",
+    )
+
+
+@bp.get("/accounts/<uuid:account_id>/orders")
+@permission_required("credit.operate")
+def order_options(account_id: uuid.UUID):
+    """The customer's orders not yet charged whose number starts with what was typed (htmx)."""
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
+    typed = request.args.get("order_number", "")[:30]
+    return render(
+        "credit/_order_options.html",
+        orders=order_suggestions(account.customer_id, typed) if typed else [],
     )
 
 
@@ -257,7 +408,7 @@ def cancel_usage(usage_id: uuid.UUID):
         usage_cancel(usage_id=usage_id, actor=current_user)
     except CreditError as error:
         return _not_changed(account_id, str(error))
-    return _changed(account_id, "Cargo anulado; el crédito quedó disponible.")
+    return _changed(account_id, "Cargo de {customer} anulado; el crédito quedó disponible.")
 
 
 @bp.post("/accounts/<uuid:account_id>/payments")
@@ -283,7 +434,10 @@ def record_payment(account_id: uuid.UUID):
         form_error(form, str(error), error.field)
         return _ledger_refused(account_id, payment_form=form)
     return _changed(
-        account_id, "Pago registrado." if created else "Este pago ya estaba registrado."
+        account_id,
+        "Pago de {customer} registrado."
+        if created
+        else "Este pago de {customer} ya estaba registrado.",
     )
 
 
@@ -302,7 +456,7 @@ def reverse_payment(payment_id: uuid.UUID):
         payment_reverse(payment_id=payment_id, reason=form.reversal_reason.data, actor=current_user)
     except CreditError as error:
         return _not_changed(account_id, str(error))
-    return _changed(account_id, "Pago revertido.")
+    return _changed(account_id, "Pago de {customer} revertido.")
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
@@ -330,7 +484,7 @@ def suspend(account_id: uuid.UUID):
         lambda: credit_suspend(
             account_id=account_id, reason=form.suspension_reason.data, actor=current_user
         ),
-        "Cuenta suspendida.",
+        "Cuenta de crédito de {customer} suspendida.",
     )
 
 
@@ -345,7 +499,7 @@ def reactivate(account_id: uuid.UUID):
         lambda: credit_reactivate(
             account_id=account_id, notes=form.approval_notes.data, actor=current_user
         ),
-        "Cuenta reactivada.",
+        "Cuenta de crédito de {customer} reactivada.",
     )
 
 
@@ -363,7 +517,37 @@ def change_limit(account_id: uuid.UUID):
             reason=form.approval_notes.data,
             actor=current_user,
         ),
-        "Límite reducido.",
+        "Límite de crédito de {customer} reducido.",
+    )
+
+
+@bp.post("/accounts/<uuid:account_id>/close")
+@permission_required("credit.approve")
+def close(account_id: uuid.UUID):
+    """Close an account with no balance; reopening it is a new request."""
+    form = CloseForm()
+    return _account_action(
+        account_id,
+        form,
+        lambda: credit_close(
+            account_id=account_id, reason=form.closure_reason.data, actor=current_user
+        ),
+        "Cuenta de crédito de {customer} cerrada.",
+    )
+
+
+@bp.post("/accounts/<uuid:account_id>/write-off")
+@permission_required("credit.approve")
+def request_write_off(account_id: uuid.UUID):
+    """Ask to write off the balance; it enters the approval queue for a second approver."""
+    form = WriteOffForm()
+    return _account_action(
+        account_id,
+        form,
+        lambda: credit_write_off_request(
+            account_id=account_id, reason=form.write_off_reason.data, requester=current_user
+        ),
+        "Castigo del saldo de {customer} enviado a aprobación.",
     )
 
 
@@ -381,7 +565,7 @@ def request_increase(account_id: uuid.UUID):
             reason=form.reason.data,
             requester=current_user,
         ),
-        "Solicitud de aumento enviada a aprobación.",
+        "Solicitud de aumento para {customer} enviada a aprobación.",
     )
 
 
@@ -447,4 +631,11 @@ def aging():
         return render("credit/_aging_rows.html", **context)  # "Cargar más"
     totals = aging_summary()
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
-    return render("credit/aging.html", totals=totals, peak=peak, today=clock.today(), **context)
+    return render(
+        "credit/aging.html",
+        totals=totals,
+        peak=peak,
+        today=clock.today(),
+        written_off=written_off_total(),
+        **context,
+    )

@@ -6,6 +6,7 @@ Only the database's own timestamps (created, requested, decided, paid) are moved
 day afterwards; the audit log keeps the true seeding time (it is append-only and chained).
 """
 
+import itertools
 import random
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from portal.credit.services import (
 )
 from portal.customers.models import Customer
 from portal.db import organization_scope
+from portal.demo.events import LAST_PURCHASE
+from portal.events.models import Purchase
 from portal.extensions import db
 
 # One plan per account, cycled, so even a small seed has every state and aging bucket.
@@ -56,6 +59,9 @@ PLANS = [
     ("pending", None),
 ]
 CREDIT_SHARE = 0.025
+# Orders bought on credit are numbered apart from the order events' (F-0012000 onwards).
+CREDIT_ORDER_NUMBERS = 5_000_000
+CREDIT_ORDERS = uuid.UUID("6f1d7c1e-2b1a-4c55-9a43-1f5f3c2d9e10")  # their ids' namespace
 NEW_LINE_REASONS = [
     "Cliente frecuente desde hace tres años; compra electrodomésticos a plazos para su negocio.",
     "Solicita crédito para amueblar su apartamento nuevo; presenta carta de trabajo y talonarios.",
@@ -117,8 +123,9 @@ def _backdate(model, key, value, **columns) -> None:
 class _History:
     """Replays one account's life, day by day, through the credit services."""
 
-    def __init__(self, rng: random.Random, desk: Desk, today: date):
+    def __init__(self, rng: random.Random, desk: Desk, today: date, order_numbers):
         self.rng, self.desk, self.today = rng, desk, today
+        self.order_numbers = order_numbers
         self.requester = rng.choice(desk.requesters)
 
     def open(self, customer_id: uuid.UUID, opened: date, *, decide: str | None) -> uuid.UUID:
@@ -170,17 +177,30 @@ class _History:
         db.session.commit()
 
     def charge(self, account_id: uuid.UUID, day: date, amount: Decimal) -> bool:
-        """Charge an order on `day`; False when the rules refuse it (limit reached)."""
+        """Charge an order bought on credit on `day` (it enters the purchases projection with
+        its number, as the Orders service reports it); False when the rules refuse it."""
+        # Not a version-4 id from the shared random stream: those are the order events' ids.
+        order_id = uuid.uuid5(CREDIT_ORDERS, str(self.rng.getrandbits(128)))
         try:
             with clock.pinned(day):
                 usage_charge(
-                    account_id=account_id,
-                    order_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
-                    amount=amount,
-                    actor=self.requester,
+                    account_id=account_id, order_id=order_id, amount=amount, actor=self.requester
                 )
         except CreditError:
             return False
+        account = account_get(account_id)
+        bought = _moment(day, self.rng)
+        db.session.add(
+            Purchase(
+                order_id=order_id,
+                order_number=f"F-{next(self.order_numbers):07d}",
+                customer_id=account.customer_id,
+                total=amount,
+                completed_at=bought,
+                status="completed",
+                event_occurred_at=bought,
+            )
+        )
         db.session.commit()
         return True
 
@@ -332,11 +352,23 @@ def credit_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
         if desk is None:
             return 0  # nobody to request and decide: no credit desk in this organization
         customers = _candidates(rng)
+        order_numbers = itertools.count(CREDIT_ORDER_NUMBERS)
         for position, customer_id in enumerate(customers):
             plan, late = PLANS[position % len(PLANS)]
-            _account_history(_History(rng, desk, today), customer_id, plan, late, today)
+            history = _History(rng, desk, today, order_numbers)
+            _account_history(history, customer_id, plan, late, today)
         for statement in _BACKDATE:
             db.session.execute(statement)
+        db.session.execute(LAST_PURCHASE)  # the orders bought on credit count as purchases
+        # Requesters have read the older decisions; the last two days' are news to them.
+        db.session.execute(
+            sa.update(CreditRequest)
+            .where(
+                CreditRequest.state != "pending",
+                CreditRequest.decided_at < datetime.now(UTC) - timedelta(days=2),
+            )
+            .values(decision_seen_at=CreditRequest.decided_at)
+        )
         # Tonight's job, run now: past-due charges become overdue, long overdue accounts suspend.
         usages_mark_overdue(
             today=today, suspend_after_days=current_app.config["OVERDUE_SUSPEND_DAYS"]

@@ -22,8 +22,10 @@ from portal.extensions import db
 
 BATCH = 250  # process_events' cost per event grows with its batch
 INBOX_DAYS = 30
+FIRST_ORDER_NUMBER = 12_000  # the Orders service's numbering, F-0012000 onwards
 PURCHASE_COLUMNS = [
     "order_id",
+    "order_number",
     "customer_id",
     "total",
     "completed_at",
@@ -162,6 +164,11 @@ def events_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
     if customers:
         raw += _dead_letters(organization_id, rng, [row.customer_id for row in customers], today)
     raw.sort(key=lambda event: event["occurred_at"])
+    # Numbered as the Orders service does, in the order they were placed (a cancellation
+    # shares its order's data, so it carries the same number).
+    completed = (event for event in raw if event["event_type"] == "orders.order.completed")
+    for number, event in enumerate(completed, start=FIRST_ORDER_NUMBER):
+        event["data"].setdefault("order_number", f"F-{number:07d}")
     recent = (datetime.now(UTC) - timedelta(days=INBOX_DAYS)).isoformat()
     history = [event for event in raw if event["occurred_at"] < recent]
     live = [event for event in raw if event["occurred_at"] >= recent]
@@ -179,7 +186,7 @@ def events_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
             process_events([str(envelope.event_id) for envelope in envelopes])
             db.session.commit()
     with organization_scope(organization_id):
-        db.session.execute(_LAST_PURCHASE)
+        db.session.execute(LAST_PURCHASE)
         # As if each event had arrived moments after it happened, not all at seeding time.
         db.session.execute(
             sa.text(
@@ -191,7 +198,7 @@ def events_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
     return len(live)
 
 
-_LAST_PURCHASE = sa.text(
+LAST_PURCHASE = sa.text(
     """
     UPDATE customers c SET last_purchase_at = p.last_purchase
     FROM (SELECT customer_id, max(completed_at) AS last_purchase FROM purchases
@@ -211,6 +218,7 @@ def _purchase_rows(events: list[dict]):
         status = "cancelled" if event["event_type"].endswith("cancelled") else "completed"
         orders[data["order_id"]] = (
             data["order_id"],
+            data.get("order_number"),
             data["customer_id"],
             data["total"],
             data["completed_at"],

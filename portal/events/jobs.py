@@ -40,17 +40,18 @@ _APPLY_TIERS = sa.text(
 _APPLY_ORDERS = sa.text(
     """
     INSERT INTO purchases (organization_id, order_id, customer_id, total, completed_at, status,
-                           event_occurred_at)
+                           event_occurred_at, order_number)
     SELECT DISTINCT ON (order_id) :org, order_id, customer_id, total, completed_at, status,
-           occurred_at
+           occurred_at, order_number
     FROM unnest(CAST(:orders AS uuid[]), CAST(:customers AS uuid[]), CAST(:totals AS numeric[]),
                 CAST(:completed AS timestamptz[]), CAST(:statuses AS text[]),
-                CAST(:times AS timestamptz[]))
-         AS o(order_id, customer_id, total, completed_at, status, occurred_at)
+                CAST(:times AS timestamptz[]), CAST(:numbers AS text[]))
+         AS o(order_id, customer_id, total, completed_at, status, occurred_at, order_number)
     ORDER BY order_id, occurred_at DESC
     ON CONFLICT (organization_id, order_id) DO UPDATE
     SET status = excluded.status, total = excluded.total, completed_at = excluded.completed_at,
-        event_occurred_at = excluded.event_occurred_at, updated_at = now()
+        event_occurred_at = excluded.event_occurred_at, updated_at = now(),
+        order_number = coalesce(excluded.order_number, purchases.order_number)
     WHERE purchases.event_occurred_at < excluded.event_occurred_at
     """
 )
@@ -112,6 +113,9 @@ _CLAIM = sa.text(
             WHEN NOT (data ->> 'total')::numeric BETWEEN 0 AND 9999999999.99
               OR (data ->> 'total')::numeric = 'NaN'
                 THEN 'total inválido'
+            WHEN data ? 'order_number' AND (jsonb_typeof(data -> 'order_number') <> 'string'
+              OR data ->> 'order_number' !~ '^[A-Za-z0-9][A-Za-z0-9-]{0,29}$')
+                THEN 'order_number inválido'
             WHEN jsonb_typeof(data -> 'completed_at') IS DISTINCT FROM 'string'
               OR data ->> 'completed_at' !~ '^\d{4}-\d{2}-\d{2}.*(Z|[+-]\d{2}(:?\d{2})?)$'
               OR NOT input_is_valid(data ->> 'completed_at', 'timestamptz')
@@ -135,7 +139,8 @@ _CLAIM = sa.text(
     WHERE i.event_id = k.event_id
     RETURNING k.event_type, k.occurred_at, k.data ->> 'customer_id' AS customer_id,
               k.data ->> 'new_tier' AS new_tier, k.data ->> 'order_id' AS order_id,
-              k.data ->> 'total' AS total, k.data ->> 'completed_at' AS completed_at, k.verdict
+              k.data ->> 'total' AS total, k.data ->> 'completed_at' AS completed_at,
+              k.data ->> 'order_number' AS order_number, k.verdict
     """
 )
 
@@ -170,6 +175,7 @@ def process_events(event_ids: list[str]) -> dict:
                 "completed": [row.completed_at for row in orders],
                 "statuses": [ORDER_EVENTS[row.event_type] for row in orders],
                 "times": [row.occurred_at for row in orders],
+                "numbers": [row.order_number for row in orders],
             },
         )
         db.session.execute(

@@ -40,6 +40,7 @@ class Purchase(TenantMixin, db.Model):
 
     order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    order_number: Mapped[str | None] = mapped_column(sa.String(30))
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
     completed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     status: Mapped[str] = mapped_column(sa.String(20))

@@ -12,3 +12,7 @@ class OrganizationSettingsForm(FlaskForm):
     max_credit_limit = MoneyField(
         "Límite de crédito máximo (US$)", validators=[InputRequired("Indique el límite máximo.")]
     )
+    approval_level = MoneyField(
+        "Nivel de aprobación (US$)",
+        validators=[InputRequired("Indique el nivel de aprobación.")],
+    )

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import TenantMixin, updated_at
 
 DEFAULT_MAX_CREDIT_LIMIT = Decimal("50000.00")
+DEFAULT_APPROVAL_LEVEL = Decimal("10000.00")
 
 
 class OrganizationSettings(TenantMixin, db.Model):
@@ -21,6 +22,10 @@ class OrganizationSettings(TenantMixin, db.Model):
 
     max_credit_limit: Mapped[Decimal] = mapped_column(
         sa.Numeric(12, 2), default=DEFAULT_MAX_CREDIT_LIMIT
+    )
+    # Above this limit the deciding approver must also be an org admin.
+    approval_level: Mapped[Decimal] = mapped_column(
+        sa.Numeric(12, 2), default=DEFAULT_APPROVAL_LEVEL
     )
     updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     updated_at: Mapped[datetime | None] = updated_at()

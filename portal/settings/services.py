@@ -9,10 +9,14 @@ from portal.audit import audit_record
 from portal.auth.models import StaffUser
 from portal.db import current_organization_id
 from portal.extensions import db
-from portal.settings.models import DEFAULT_MAX_CREDIT_LIMIT, OrganizationSettings
+from portal.settings.models import (
+    DEFAULT_APPROVAL_LEVEL,
+    DEFAULT_MAX_CREDIT_LIMIT,
+    OrganizationSettings,
+)
 from portal.transaction import atomic
 
-FIELDS = ("max_credit_limit",)
+FIELDS = ("max_credit_limit", "approval_level")
 
 
 def organization_settings_get(*, lock: str | None = None) -> OrganizationSettings:
@@ -25,7 +29,9 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
     if lock is None:
         found = db.session.get(OrganizationSettings, current_organization_id())
         return found or OrganizationSettings(
-            organization_id=current_organization_id(), max_credit_limit=DEFAULT_MAX_CREDIT_LIMIT
+            organization_id=current_organization_id(),
+            max_credit_limit=DEFAULT_MAX_CREDIT_LIMIT,
+            approval_level=DEFAULT_APPROVAL_LEVEL,
         )
     db.session.execute(
         pg_insert(OrganizationSettings)
@@ -42,12 +48,13 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
 
 @atomic
 def organization_settings_update(
-    *, max_credit_limit: Decimal, actor: StaffUser
+    *, max_credit_limit: Decimal, approval_level: Decimal, actor: StaffUser
 ) -> OrganizationSettings:
     """Change the settings (org admins), audited with before and after."""
     settings = organization_settings_get(lock="update")
     before = {field: getattr(settings, field) for field in FIELDS}
     settings.max_credit_limit = max_credit_limit
+    settings.approval_level = approval_level
     settings.updated_by = actor.staff_user_id
     db.session.flush()
     audit_record(

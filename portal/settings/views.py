@@ -17,7 +17,9 @@ def edit():
     form = OrganizationSettingsForm(obj=organization_settings_get())
     if form.validate_on_submit():
         organization_settings_update(
-            max_credit_limit=form.max_credit_limit.data, actor=current_user
+            max_credit_limit=form.max_credit_limit.data,
+            approval_level=form.approval_level.data,
+            actor=current_user,
         )
         return done("Configuración guardada.", redirect_to=url_for("settings.edit"))
     status = INVALID if form.is_submitted() else 200

@@ -16,8 +16,14 @@ NAVIGATION = {
         "Usuarios",
         "Configuración",
     ],
-    "sucursal@demo.pa": ["Clientes", "Segmentos"],
-    "credito@demo.pa": ["Clientes", "Antigüedad", "Segmentos"],
+    # Requesters: "Mis solicitudes", with the count of decisions they have not seen yet.
+    "sucursal@demo.pa": ["Clientes", re.compile(r"^Mis solicitudes( \d+)?$"), "Segmentos"],
+    "credito@demo.pa": [
+        "Clientes",
+        re.compile(r"^Mis solicitudes( \d+)?$"),
+        "Antigüedad",
+        "Segmentos",
+    ],
     "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad", "Segmentos"],
     "admin@otra.pa": [
         "Clientes",
