@@ -211,32 +211,48 @@ _STATEMENT_LINES = sa.text(
         SELECT * FROM movements
         WHERE (CAST(:start AS date) IS NULL OR on_date >= :start)
           AND (CAST(:end AS date) IS NULL OR on_date <= :end)
+    ),
+    -- What each payment paid (or a reversal undid), per payment id in one row: looked up by
+    -- key for each line, whatever the planner guesses about how many payments there are.
+    allocated AS (
+        SELECT jsonb_object_agg(payment_id, jsonb_build_object('applied', applied,
+                                                               'undone', undone)) AS by_payment
+        FROM (
+            SELECT x.payment_id,
+                   string_agg({_MONEY_TEXT.format("x.amount")} || ' a orden '
+                              || {_ORDER}, ', '
+                              ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
+                       FILTER (WHERE x.amount > 0) AS applied,
+                   string_agg({_MONEY_TEXT.format("x.amount")} || ' de orden '
+                              || {_ORDER}, ', '
+                              ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
+                       FILTER (WHERE x.amount < 0) AS undone
+            FROM credit_payment_allocations x
+            JOIN credit_usages u ON u.usage_id = x.usage_id
+            WHERE u.credit_account_id = :account
+            GROUP BY x.payment_id
+        ) AS per_payment
+    ),
+    -- Descriptions are completed before the lines are sorted (the lookup table stays out of
+    -- the sort).
+    described AS MATERIALIZED (
+        SELECT m.on_date, m.kind, m.at, m.id, m.charge, m.credit,
+               m.description || coalesce(
+                   CASE m.kind
+                       WHEN 2 THEN ' (' || (a.by_payment -> m.payment_id::text ->> 'applied')
+                                   || ')'
+                       WHEN 3 THEN ' (deshecho '
+                                   || (a.by_payment -> m.payment_id::text ->> 'undone') || ')'
+                   END, ''
+               ) AS description
+        FROM period m
+        CROSS JOIN allocated a
     )
-    SELECT m.on_date AS "on",
-           m.description || coalesce(
-               CASE m.kind WHEN 2 THEN ' (' || allocated.applied || ')'
-                           WHEN 3 THEN ' (deshecho ' || allocated.undone || ')' END, ''
-           ) AS description,
-           m.charge, m.credit,
+    SELECT m.on_date AS "on", m.description, m.charge, m.credit,
            CAST(:opening AS numeric) + sum(m.charge - m.credit) OVER (
                ORDER BY m.on_date, m.kind, m.at, m.id ROWS UNBOUNDED PRECEDING
            ) AS balance
-    FROM period m
-    LEFT JOIN (
-        SELECT x.payment_id,
-               string_agg({_MONEY_TEXT.format("x.amount")} || ' a orden '
-                          || {_ORDER}, ', '
-                          ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
-                   FILTER (WHERE x.amount > 0) AS applied,
-               string_agg({_MONEY_TEXT.format("x.amount")} || ' de orden '
-                          || {_ORDER}, ', '
-                          ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
-                   FILTER (WHERE x.amount < 0) AS undone
-        FROM credit_payment_allocations x
-        JOIN credit_usages u ON u.usage_id = x.usage_id
-        WHERE u.credit_account_id = :account
-        GROUP BY x.payment_id
-    ) AS allocated ON allocated.payment_id = m.payment_id
+    FROM described m
     ORDER BY m.on_date, m.kind, m.at, m.id
     """
 )
