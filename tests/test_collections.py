@@ -314,3 +314,20 @@ def test_another_organization_sees_and_reaches_nothing(login_as, org_a, org_b, o
     assert refused.status_code == 422
     for table in TABLES:
         assert _count(org_a, table) == 0 and _count(org_b, table) == 0
+
+
+def test_the_demo_seed_works_the_overdue_accounts(app, login_as, org_a, overdue):
+    with app.app_context():
+        from portal.demo.collections import collections_seed
+
+        assert collections_seed(organization_id=org_a.organization_id, seed=7, today=clock.today())
+    with factories.scoped(org_a.organization_id):
+        states = dict(
+            db.session.execute(
+                sa.text("SELECT state, count(*) FROM collection_promises GROUP BY state")
+            ).all()
+        )
+    assert states == {"kept": 1, "broken": 1}
+    page = login_as("credit_staff").get("/collections/").text
+    assert "Promesa incumplida" in page and "Sin asignar</td>" not in page
+    assert _order(page)[0] == "Ana"  # the second largest overdue got the broken promise
