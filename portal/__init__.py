@@ -60,6 +60,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.api import bp as api_bp
     from portal.api import keys_bp
     from portal.auth import bp as auth_bp
+    from portal.collections import bp as collections_bp
     from portal.credit import bp as credit_bp
     from portal.customers import bp as customers_bp
     from portal.events import bp as events_bp
@@ -74,6 +75,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(customers_bp, url_prefix="/customers")
     app.register_blueprint(credit_bp, url_prefix="/credit")
+    app.register_blueprint(collections_bp, url_prefix="/collections")
     app.register_blueprint(events_bp)
     app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(users_bp, url_prefix="/users")

@@ -327,6 +327,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
     """
     from portal.demo import quick_commits
     from portal.demo.api import api_key_seed
+    from portal.demo.collections import collections_seed
     from portal.demo.credit import credit_seed
     from portal.demo.events import events_seed
     from portal.segments.services import segments_recompute
@@ -351,6 +352,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
             bulk_load("addresses", ADDRESS_COLUMNS, organization_id, addresses)
             events_seed(organization_id=organization_id, seed=seed, today=today)
             credit_seed(organization_id=organization_id, seed=seed, today=today)
+            collections_seed(organization_id=organization_id, seed=seed, today=today)
             with organization_scope(organization_id):
                 segments_recompute(today=today)  # the segments page is populated on first visit
                 db.session.commit()

@@ -59,6 +59,18 @@ ROWS = {
         "organization_id, order_id, customer_id, total, completed_at, status, event_occurred_at",
         ":org, gen_random_uuid(), :customer, 10, now(), 'completed', now()",
     ),
+    "collection_assignments": (
+        "organization_id, credit_account_id, collector_id",
+        ":org, :account, (SELECT staff_user_id FROM staff_users WHERE email = :email)",
+    ),
+    "collection_contacts": (
+        "organization_id, contact_id, credit_account_id, channel, outcome",
+        ":org, :contact, :account, 'call', 'promise'",
+    ),
+    "collection_promises": (
+        "organization_id, promise_id, credit_account_id, contact_id, amount, promised_on, due_on",
+        ":org, gen_random_uuid(), :account, :contact, 10, current_date, current_date",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -84,6 +96,9 @@ TOUCH = {
     "audit_log": "action = action",
     "event_inbox": "attempts = attempts",
     "purchases": "total = total",
+    "collection_assignments": "assigned_at = assigned_at",
+    "collection_contacts": "note = note",  # append-only: no UPDATE or DELETE at all
+    "collection_promises": "state = state",
 }
 TENANT_TABLES = sorted(TOUCH)
 
@@ -102,6 +117,7 @@ def _populate(organization_id: uuid.UUID) -> dict:
         "account": uuid.uuid4(),
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
+        "contact": uuid.uuid4(),
         "email": f"{uuid.uuid4().hex[:10]}@test.pa",
     }
     with db.engine.begin() as connection:
@@ -212,6 +228,7 @@ def test_insert_with_forged_organization_is_refused(two_orgs, table):
         "email": f"{uuid.uuid4().hex[:8]}@test.pa",
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
+        "contact": uuid.uuid4(),
     }
     with pytest.raises(DBAPIError) as raised, db.engine.begin() as connection:
         _run(connection, mine["org"], INSERTS[table], **forged)

@@ -18,6 +18,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "credit.operate": ("credit_staff",),  # charges, payments, cancellations, increase requests
     "credit.approve": ("credit_approver",),  # decisions, suspensions, limits, reversals
     "credit.reports": ("credit_staff", "credit_approver", "org_admin"),
+    "collections.work": ("credit_staff", "credit_approver", "org_admin"),  # worklist, contacts
     "segments.view": EVERYONE,
     "segments.recompute": ("org_admin",),
     "events.manage": ("org_admin",),

@@ -5,6 +5,7 @@ from datetime import date
 import sqlalchemy as sa
 from flask import current_app
 
+from portal.collections.services import promises_settle
 from portal.credit.services import aging_refresh_stale, usages_mark_overdue
 from portal.extensions import db
 from portal.tasks import enqueue_scoped
@@ -22,9 +23,10 @@ def overdue_sweep() -> int:
 def overdue_mark(today: str | None = None) -> dict:
     """One organization: mark past-due usages overdue, suspend accounts overdue too long, then
     (a transaction of its own, so it never waits on ledger writes while holding usages) move the
-    aging rows to the new day."""
+    aging rows to the new day, then settle the promises to pay due (kept or broken)."""
+    day = date.fromisoformat(today) if today else None
     result = usages_mark_overdue(
-        today=date.fromisoformat(today) if today else None,
-        suspend_after_days=current_app.config["OVERDUE_SUSPEND_DAYS"],
+        today=day, suspend_after_days=current_app.config["OVERDUE_SUSPEND_DAYS"]
     )
-    return result | {"aging_moved": aging_refresh_stale()}
+    result |= {"aging_moved": aging_refresh_stale()}
+    return result | {"promises": promises_settle(today=day)}

@@ -93,6 +93,13 @@ def aging_cursor_parse(cursor: str | None) -> tuple[Decimal, uuid.UUID] | None:
         raise ValueError(cursor) from error
 
 
+def aging_accounts_sql(today: date) -> str:
+    """The SQL of every account's buckets as of `today` (credit_account_id, the buckets, overdue,
+    total; bind :today), for readers that join it: the stored rows when all are current, those
+    from another day recomputed from the ledger otherwise."""
+    return _STORED.format(columns=_COLUMNS) if _current(today) else _ACCOUNTS_MIXED
+
+
 def _sort_key(bucket: str | None) -> str:
     if bucket is not None and bucket not in _KEYS:
         raise ValueError(bucket)
@@ -106,7 +113,7 @@ def _accounts_statement(
     conditions = ["total > 0"] + ([f"{key} > 0"] if bucket else [])
     if after:
         conditions.append(f"({key}, credit_account_id) < (:after_amount, :after_id)")
-    accounts = _STORED.format(columns=_COLUMNS) if _current(today) else _ACCOUNTS_MIXED
+    accounts = aging_accounts_sql(today)
     return sa.text(
         f"""
         WITH listed AS (

@@ -10,6 +10,7 @@ from portal.seed import DEMO_PASSWORD, demo_seed
 NAVIGATION = {
     "admin@demo.pa": [
         "Clientes",
+        "Cobranza",
         "Antigüedad",
         "Segmentos",
         "Eventos",
@@ -21,12 +22,20 @@ NAVIGATION = {
     "credito@demo.pa": [
         "Clientes",
         re.compile(r"^Mis solicitudes( \d+)?$"),
+        "Cobranza",
         "Antigüedad",
         "Segmentos",
     ],
-    "aprobador@demo.pa": ["Clientes", re.compile(r"^Aprobaciones \d+$"), "Antigüedad", "Segmentos"],
+    "aprobador@demo.pa": [
+        "Clientes",
+        re.compile(r"^Aprobaciones \d+$"),
+        "Cobranza",
+        "Antigüedad",
+        "Segmentos",
+    ],
     "admin@otra.pa": [
         "Clientes",
+        "Cobranza",
         "Antigüedad",
         "Segmentos",
         "Eventos",

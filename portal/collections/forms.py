@@ -1,0 +1,104 @@
+"""Collections forms: the worklist filters (GET), assignment, and a contact with its promise."""
+
+import uuid
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, TextAreaField
+from wtforms.validators import Length, Optional, ValidationError
+
+from portal.collections.models import CHANNELS, OUTCOMES
+from portal.collections.selectors import OVERDUE_BUCKETS, UNASSIGNED
+from portal.validation import (
+    MoneyField,
+    choices,
+    empty_to_none,
+    no_control_characters_multiline,
+    strip_field,
+)
+
+ME = "me"
+
+
+def _uuid_or_code(*codes: str):
+    def coerce(value):
+        if not value or value in codes:
+            return value or None
+        try:
+            return uuid.UUID(str(value).strip())
+        except ValueError:
+            return value
+
+    return coerce
+
+
+class WorklistFilterForm(FlaskForm):
+    """Narrow the worklist (a GET form; the URL keeps it). Collector choices are set per request."""
+
+    class Meta:
+        csrf = False
+
+    bucket = SelectField(
+        "Antigüedad", choices=choices({"": "Todas"} | dict(OVERDUE_BUCKETS)), default=""
+    )
+    collector = SelectField(
+        "Cobrador", choices=[], coerce=_uuid_or_code(UNASSIGNED), validate_choice=False
+    )
+    quiet = BooleanField("Sin contacto en 7 días")
+    broken = BooleanField("Promesa incumplida")
+
+    def validate_collector(self, field):
+        if field.data is not None and not isinstance(field.data, uuid.UUID | str):
+            raise ValidationError("Cobrador no válido.")
+        if isinstance(field.data, str) and field.data != UNASSIGNED:
+            raise ValidationError("Cobrador no válido.")
+
+
+class AssignForm(FlaskForm):
+    """Assign one or more accounts to me or to a colleague."""
+
+    account_ids = SelectMultipleField(
+        "Cuentas", choices=[], validate_choice=False, coerce=_uuid_or_code()
+    )
+    assignee = SelectField("Asignar a", choices=[], coerce=_uuid_or_code(ME), validate_choice=False)
+
+    def validate_account_ids(self, field):
+        if not field.data:
+            raise ValidationError("Seleccione al menos una cuenta.")
+        if not all(isinstance(value, uuid.UUID) for value in field.data):
+            raise ValidationError("Selección no válida: recargue la página.")
+
+    def validate_assignee(self, field):
+        if field.data != ME and not isinstance(field.data, uuid.UUID):
+            raise ValidationError("Indique a quién asignar.")
+
+
+class ContactForm(FlaskForm):
+    """A contact with the customer; the amount and date only with outcome "Promesa de pago"."""
+
+    channel = SelectField("Canal", choices=choices(CHANNELS))
+    outcome = SelectField("Resultado", choices=choices(OUTCOMES))
+    note = TextAreaField(
+        "Nota",
+        validators=[
+            Optional(),
+            Length(max=2000, message="Máximo 2000 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[strip_field, empty_to_none],
+    )
+    next_action_on = DateField("Próxima acción", validators=[Optional()])
+    promise_amount = MoneyField("Monto prometido (US$)", validators=[Optional()])
+    promise_due_on = DateField("Fecha prometida", validators=[Optional()])
+
+    def validate_promise_amount(self, field):
+        if self.outcome.data == "promise" and field.data is None and not field.errors:
+            raise ValidationError("Indique el monto prometido.")
+
+    def validate_promise_due_on(self, field):
+        if self.outcome.data == "promise" and field.data is None and not field.errors:
+            raise ValidationError("Indique la fecha prometida.")
+
+
+def contact_form_blank() -> ContactForm:
+    """An empty contact form (the account and customer pages render the log with it)."""
+    return ContactForm(formdata=None)

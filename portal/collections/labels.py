@@ -1,0 +1,14 @@
+"""Spanish labels of the collections codes staff see (the `label` filter reads them)."""
+
+from portal.collections.models import CHANNELS, OUTCOMES, PROMISE_STATES
+
+LABELS = {
+    "contact_channel": CHANNELS,
+    "contact_outcome": OUTCOMES,
+    "promise_state": PROMISE_STATES,
+    "audit_action": {
+        "collections.assigned": "Cuenta asignada a cobrador",
+        "collections.contact_logged": "Contacto de cobranza registrado",
+        "collections.promise_settled": "Promesa de pago cumplida o incumplida",
+    },
+}

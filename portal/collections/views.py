@@ -1,0 +1,156 @@
+"""Collections pages: the overdue worklist (filters, paging, assignment) and the contact log."""
+
+import uuid
+
+from flask import abort, request, url_for
+from flask_login import current_user
+
+from portal.auth.permissions import permission_required
+from portal.collections import bp
+from portal.collections.forms import ME, AssignForm, ContactForm, WorklistFilterForm
+from portal.collections.selectors import (
+    OVERDUE_BUCKETS,
+    UNASSIGNED,
+    WorklistFilters,
+    collectors,
+    worklist_page,
+)
+from portal.collections.services import (
+    CollectionsError,
+    account_customer_name,
+    assignment_set,
+    contact_record,
+)
+from portal.credit.services import account_get
+from portal.htmx import INVALID, done, is_htmx, refused, render
+from portal.validation import choices, errors_text, form_error
+
+FILTERS = ("bucket", "collector", "quiet", "broken")
+ORIGINS = ("account", "customer")  # the page a contact form was sent from, to go back to
+
+
+def _filter_args(source) -> dict:
+    return {key: source[key] for key in FILTERS if source.get(key)}
+
+
+def _filters(form: WorklistFilterForm, people: list) -> WorklistFilters:
+    form.collector.choices = choices(
+        {"": "Todos", UNASSIGNED: "Sin asignar"}
+        | {str(person.staff_user_id): person.full_name for person in people}
+    )
+    if not form.validate():
+        return WorklistFilters()
+    return WorklistFilters(
+        bucket=form.bucket.data or None,
+        collector=form.collector.data,
+        quiet=form.quiet.data,
+        broken=form.broken.data,
+    )
+
+
+@bp.get("/")
+@permission_required("collections.work")
+def index():
+    """Accounts with an overdue balance: broken promises and due next actions first, then the
+    largest overdue; filtered, paged with "Cargar más", assigned in place."""
+    people = collectors()
+    form = WorklistFilterForm(request.args)
+    filters = _filters(form, people)
+    try:
+        page = worklist_page(filters, cursor=request.args.get("after"))
+    except ValueError:
+        abort(400)
+    assign = AssignForm(formdata=None)
+    assign.assignee.choices = choices(
+        {ME: "A mí"} | {str(person.staff_user_id): person.full_name for person in people}
+    )
+    context = {
+        "page": page,
+        "filters": form,
+        "filter_args": _filter_args(request.args),
+        "buckets": OVERDUE_BUCKETS,
+        "assign": assign,
+    }
+    if request.args.get("after") and is_htmx():
+        return render("collections/_rows.html", **context)  # "Cargar más"
+    status = INVALID if form.errors else 200
+    return render("collections/index.html", "collections/_table.html", status=status, **context)
+
+
+@bp.post("/assign")
+@permission_required("collections.work")
+def assign():
+    """Assign the selected accounts (one or many) to me or a colleague; audited per account."""
+    form = AssignForm()
+    back = url_for("collections.index", **_filter_args(request.form))
+    partial = "collections/_assigned.html"
+    if not form.validate():
+        return refused(errors_text(form), redirect_to=back, partial=partial)
+    collector_id = current_user.staff_user_id if form.assignee.data == ME else form.assignee.data
+    try:
+        names = assignment_set(
+            account_ids=form.account_ids.data, collector_id=collector_id, actor=current_user
+        )
+    except CollectionsError as error:
+        return refused(str(error), redirect_to=back, partial=partial)
+    collector = next(person for person in collectors() if person.staff_user_id == collector_id)
+    return done(
+        f"Asignadas a {collector.full_name}: {', '.join(names)}.",
+        redirect_to=back,
+        partial=partial,
+        context=lambda: {"account_ids": form.account_ids.data, "collector": collector},
+    )
+
+
+def _contact_back(account_id: uuid.UUID, customer_id: uuid.UUID, origin: str) -> str:
+    if origin == "customer":
+        return url_for("customers.detail", customer_id=customer_id)
+    return url_for("credit.account", account_id=account_id)
+
+
+@bp.post("/accounts/<uuid:account_id>/contacts")
+@permission_required("collections.work")
+def log_contact(account_id: uuid.UUID):
+    """Log a contact (and a promise to pay) on the account; the log is append-only."""
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
+    origin = request.form.get("origin") if request.form.get("origin") in ORIGINS else "account"
+    form = ContactForm()
+    if form.validate():
+        try:
+            contact_record(
+                account_id=account_id,
+                channel=form.channel.data,
+                outcome=form.outcome.data,
+                note=form.note.data,
+                next_action_on=form.next_action_on.data,
+                promise_amount=form.promise_amount.data,
+                promise_due_on=form.promise_due_on.data,
+                actor=current_user,
+            )
+        except CollectionsError as error:
+            form_error(form, str(error), error.field)
+        else:
+            name = account_customer_name(account_id)
+            return done(
+                f"Contacto registrado. Cliente: {name}.",
+                redirect_to=_contact_back(account_id, account.customer_id, origin),
+                partial="collections/_contacts.html",
+                context=lambda: {
+                    "contact_account": account,
+                    "contact_form": ContactForm(formdata=None),
+                    "origin": origin,
+                },
+            )
+    return render(
+        "collections/contact.html",
+        "collections/_contacts.html",
+        status=INVALID,
+        contact_account=account,
+        contact_form=form,
+        origin=origin,
+        customer_name=account_customer_name(account_id),
+        failed=True,
+        message=errors_text(form),
+    )

@@ -1,0 +1,91 @@
+"""Collections activity on the overdue accounts: assignments, contacts, one promise kept and
+one broken, so the worklist looks like a working month on first run.
+
+Every step goes through portal.collections.services with the business clock pinned to the day
+it happens (the promises are made and settled on their days); the contact log is append-only,
+so its rows keep the seeding time.
+"""
+
+import random
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+
+from portal import clock
+from portal.collections.selectors import WorklistFilters, collectors, worklist_page
+from portal.collections.services import assignment_set, contact_record, promises_settle
+from portal.credit.services import payment_record
+from portal.db import organization_scope
+from portal.extensions import db
+
+NOTES = [
+    "Dice que cobra la quincena y pasa por la sucursal.",
+    "No contesta; se deja mensaje de voz.",
+    "Pide el estado de cuenta por correo antes de pagar.",
+    "Reclama un cargo que no reconoce; se revisa con la sucursal.",
+]
+# (channel, outcome, days until the next action) of the accounts without a promise, cycled.
+FOLLOW_UPS = [
+    ("call", "no_answer", 0),
+    ("whatsapp", "contacted", 2),
+    ("call", "wrong_number", 1),
+    ("visit", "dispute", 5),
+]
+
+
+def _promise(account, collector, made: date, due: date, amount: Decimal) -> None:
+    with clock.pinned(made):
+        contact_record(
+            account_id=account.credit_account_id,
+            channel="call",
+            outcome="promise",
+            note=NOTES[0],
+            next_action_on=None,
+            promise_amount=amount,
+            promise_due_on=due,
+            actor=collector,
+        )
+
+
+def collections_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> int:
+    """Assign the overdue accounts round-robin, log contacts, keep one promise and break
+    another; returns the accounts worked."""
+    rng = random.Random(seed)
+    with organization_scope(organization_id), clock.pinned(today):
+        people = collectors()
+        accounts = worklist_page(WorklistFilters(), size=12, today=today).rows
+        if not people or len(accounts) < 2:
+            return 0
+        for index, person in enumerate(people):
+            mine = [row.credit_account_id for row in accounts[index :: len(people)]]
+            if mine:
+                assignment_set(account_ids=mine, collector_id=person.staff_user_id, actor=person)
+        kept, broken, *others = accounts
+        collector = people[0]
+        amount = (kept.overdue / 2).quantize(Decimal("0.01"))
+        _promise(kept, collector, today - timedelta(days=6), today + timedelta(days=1), amount)
+        payment_record(  # paid today, before the promised date: tonight's job keeps it
+            account_id=kept.credit_account_id,
+            amount=amount,
+            method="cash",
+            reference=None,
+            payment_date=today,
+            key=uuid.uuid5(uuid.NAMESPACE_OID, f"promise-{kept.credit_account_id}"),
+            actor=collector,
+        )
+        amount = (broken.overdue / 3).quantize(Decimal("0.01"))
+        _promise(broken, collector, today - timedelta(days=7), today - timedelta(days=1), amount)
+        promises_settle(today=today)
+        for row, (channel, outcome, days) in zip(others, FOLLOW_UPS * 3, strict=False):
+            contact_record(
+                account_id=row.credit_account_id,
+                channel=channel,
+                outcome=outcome,
+                note=rng.choice(NOTES),
+                next_action_on=today + timedelta(days=days),
+                promise_amount=None,
+                promise_due_on=None,
+                actor=rng.choice(people),
+            )
+        db.session.commit()
+    return len(accounts)
