@@ -21,28 +21,12 @@ Create Date: 2026-11-29
 
 from alembic import op
 
+from portal.schema import in_every_organization
+
 revision = "0018_credit_desk"
 down_revision = "0017_api"
 branch_labels = None
 depends_on = None
-
-
-def _in_every_organization(statements: str) -> None:
-    """Run statements once per organization, inside its RLS scope (the owner is subject too)."""
-    op.execute(
-        f"""
-        DO $$
-        DECLARE org uuid;
-        BEGIN
-            FOR org IN SELECT organization_id FROM organizations LOOP
-                PERFORM set_config('app.current_organization_id', org::text, true);
-                {statements}
-            END LOOP;
-            PERFORM set_config('app.current_organization_id', '', true);
-        END
-        $$
-        """
-    )
 
 
 def upgrade():
@@ -83,7 +67,7 @@ def upgrade():
         """
     )
     # Decisions made before requesters could see them are not news.
-    _in_every_organization(
+    in_every_organization(
         "UPDATE credit_requests SET decision_seen_at = decided_at WHERE state <> 'pending';"
     )
     op.execute(
@@ -144,7 +128,7 @@ def upgrade():
 def downgrade():
     # The older schema has no closed accounts, write-offs or write-off requests: refuse rather
     # than guess what they should become.
-    _in_every_organization(
+    in_every_organization(
         """
         IF EXISTS (SELECT 1 FROM credit_accounts WHERE status = 'closed')
            OR EXISTS (SELECT 1 FROM credit_payments WHERE kind = 'write_off')
