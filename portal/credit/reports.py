@@ -35,11 +35,11 @@ AGING_BUCKETS = (
 AGING_PAGE_SIZE = 50
 _KEYS = [key for key, _ in AGING_BUCKETS]
 _COLUMNS = ", ".join(_KEYS)
-_STORED = "SELECT credit_account_id, {columns}, overdue, total FROM credit_account_aging"
+_STORED = f"SELECT credit_account_id, {_COLUMNS}, overdue, total FROM credit_account_aging"
 # Each account's buckets as of :today when some row was computed on another day: those rows are
 # recomputed from the ledger, the others read as stored.
 _ACCOUNTS_MIXED = f"""
-    {_STORED.format(columns=_COLUMNS)} WHERE computed_on = :today
+    {_STORED} WHERE computed_on = :today
     UNION ALL
     SELECT g.credit_account_id, {", ".join(f"b.{key}" for key in _KEYS)},
            {" + ".join(f"b.{key}" for key in _KEYS[1:])}, {" + ".join(f"b.{key}" for key in _KEYS)}
@@ -97,7 +97,7 @@ def aging_accounts_sql(today: date) -> str:
     """The SQL of every account's buckets as of `today` (credit_account_id, the buckets, overdue,
     total; bind :today), for readers that join it: the stored rows when all are current, those
     from another day recomputed from the ledger otherwise."""
-    return _STORED.format(columns=_COLUMNS) if _current(today) else _ACCOUNTS_MIXED
+    return _STORED if _current(today) else _ACCOUNTS_MIXED
 
 
 def _sort_key(bucket: str | None) -> str:
