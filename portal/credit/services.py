@@ -155,6 +155,11 @@ def credit_request_pending(account_id: uuid.UUID) -> CreditRequest | None:
     )
 
 
+def _no_pending_request(account_id: uuid.UUID) -> None:
+    if credit_request_pending(account_id) is not None:
+        raise CreditError("La cuenta ya tiene una solicitud pendiente de decisión.")
+
+
 def account_requester(account_id: uuid.UUID) -> uuid.UUID | None:
     """Who requested the account's line (its latest new-line request), if anyone."""
     return db.session.scalar(
@@ -267,8 +272,7 @@ def credit_increase_request(
             "requested_limit",
         )
     _within_maximum(limit, "requested_limit")
-    if credit_request_pending(account_id) is not None:
-        raise CreditError("La cuenta ya tiene una solicitud pendiente de decisión.")
+    _no_pending_request(account_id)
     request = CreditRequest(
         credit_account_id=account_id,
         kind="increase",
@@ -512,11 +516,6 @@ def credit_limit_decrease(
     db.session.flush()
     _audit_account("credit.limit_changed", account, before, actor)
     return account
-
-
-def _no_pending_request(account_id: uuid.UUID) -> None:
-    if credit_request_pending(account_id) is not None:
-        raise CreditError("La cuenta tiene una solicitud pendiente de decisión.")
 
 
 @atomic
