@@ -7,9 +7,11 @@ from functools import lru_cache
 
 import phonenumbers
 from babel.dates import format_date as babel_format_date
-from flask import Blueprint, Flask, current_app
+from babel.support import Translations
+from flask import Blueprint, Flask, current_app, request
 from flask_babel import format_date, format_datetime
 from markupsafe import Markup, escape
+from wtforms.i18n import messages_path
 
 from portal import clock
 from portal.config import Config
@@ -110,7 +112,17 @@ def age_days(moment: datetime) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the filters."""
+    """Register the filters, and WTForms' Spanish messages loaded once."""
+    # Flask-WTF would parse the catalog for every request that builds a form (about 1 ms);
+    # the portal has one locale, so the request gets the catalog read at start.
+    wtforms_messages = Translations.load(
+        messages_path(), [Config.BABEL_DEFAULT_LOCALE], domain="wtforms"
+    )
+
+    @app.before_request
+    def wtforms_translations():
+        request.wtforms_translations = wtforms_messages
+
     app.add_template_filter(money, "money")
     app.add_template_filter(label, "label")
     app.add_template_filter(phone, "phone")

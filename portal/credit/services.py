@@ -14,6 +14,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from portal import clock
 from portal.audit import SYSTEM_ACTOR, Actor, audit_record
@@ -619,6 +622,8 @@ def _refusal(account_id: uuid.UUID, amount: Decimal) -> CreditError:
     """Why a charge was refused, with the stable code the API answers (read afresh)."""
     db.session.expire_all()  # rows loaded before the refused UPDATE may be stale by now
     account = account_get(account_id)
+    if account is None:
+        raise LookupError(account_id)
     customer = db.session.scalar(
         sa.select(Customer).where(Customer.customer_id == account.customer_id)
     )
@@ -659,77 +664,123 @@ def usage_charge(
 ) -> tuple[CreditUsage, bool]:
     """Charge an order to the account once; a retry returns the existing usage (created=False).
 
-    A refusal undoes only this charge (a savepoint), so a caller's own unit of work, e.g. the
-    API's idempotency record, can keep the refusal as its answer.
+    One statement checks the order, charges the account by a conditional UPDATE (concurrent
+    charges serialise on the account row and re-check it) and inserts the usage from it; a
+    refusal writes nothing, so a caller's own unit of work (e.g. the API's idempotency record)
+    can keep the refusal as its answer.
     """
-    account = account_get(account_id)
-    if account is None:
-        raise LookupError(account_id)
-    usage_id = uuid.uuid4()
-    attempt = db.session.begin_nested()
-    inserted = db.session.execute(
-        pg_insert(CreditUsage)
-        .values(
-            organization_id=current_organization_id(),
-            usage_id=usage_id,
-            credit_account_id=account_id,
-            order_id=order_id,
-            amount=amount,
-            status="pending",
-            due_date=clock.today() + timedelta(days=account.payment_term_days),
-            created_by=actor.staff_user_id if actor else None,
+    row = db.session.execute(_charge_statement(account_id, order_id, amount, actor)).one()
+    if row.usage_id is None and row.credit_used is not None:
+        # The same order was charged by a transaction that committed after this statement's
+        # snapshot (its insert conflicted): give back what was just taken, under the row lock.
+        db.session.execute(
+            sa.update(CreditAccount)
+            .where(CreditAccount.credit_account_id == account_id)
+            .values(credit_used=CreditAccount.credit_used - amount)
+            .execution_options(synchronize_session=False)
         )
-        .on_conflict_do_nothing(constraint="unique_org_order")
-        .returning(CreditUsage.usage_id)
-    ).scalar()
-    if inserted is None:
+    if row.usage_id is None:
         existing = db.session.scalar(sa.select(CreditUsage).where(CreditUsage.order_id == order_id))
+        if existing is None:
+            raise _refusal(account_id, amount)
         if existing.credit_account_id != account_id or existing.amount != amount:
-            attempt.rollback()
             raise CreditError(
                 "Esta orden ya tiene un cargo registrado por otro monto o en otra cuenta.",
                 "order_id",
                 "order_already_charged",
             )
-        attempt.commit()
         return existing, False
-    # One atomic conditional UPDATE: concurrent charges serialise on the row and re-check it.
-    charged = db.session.execute(
+    usage = _loaded(CreditUsage, {column: row._mapping[column] for column in _USAGE_COLUMNS})
+    account = db.session.identity_map.get(
+        identity_key(CreditAccount, (account_id, current_organization_id()))
+    )
+    if account is not None:  # what the caller holds shows the new standing without a re-read
+        for column in ("credit_used", "credit_available", "updated_at"):
+            set_committed_value(account, column, row._mapping[column])
+    audit_record(
+        action="credit.usage_charged",
+        entity_type="credit_account",
+        entity_id=account_id,
+        after={
+            "usage_id": usage.usage_id,
+            "order_id": order_id,
+            "amount": amount,
+            "due_date": usage.due_date,
+            "credit_used": row.credit_used,
+        }
+        | ({"order_number": order_number} if order_number else {}),
+        actor=actor,
+    )
+    return usage, True
+
+
+_USAGE_COLUMNS = tuple(column.key for column in CreditUsage.__table__.columns)
+
+
+def _charge_statement(account_id, order_id, amount, actor):
+    """SQL: charge the account if the order is new and the account may take it; insert the
+    usage from the charged row. Returns the usage's columns and the account's new standing
+    (all NULL on a refusal or a repeated order; credit_used alone when the insert conflicted).
+    """
+    charged = (
         sa.update(CreditAccount)
         .where(
             CreditAccount.credit_account_id == account_id,
             CreditAccount.status == "approved",
             CreditAccount.credit_used + amount <= CreditAccount.credit_limit,
             ~overdue_exists(account_id),
+            ~sa.exists().where(CreditUsage.order_id == order_id),
             sa.exists().where(
                 Customer.customer_id == CreditAccount.customer_id, Customer.status == "active"
             ),
         )
         .values(credit_used=CreditAccount.credit_used + amount)
-        .returning(CreditAccount.credit_account_id)
-        .execution_options(synchronize_session=False)
-    ).scalar()
-    if charged is None:
-        attempt.rollback()
-        raise _refusal(account_id, amount)
-    attempt.commit()
-    usage = usage_get(usage_id)
-    db.session.refresh(account)
-    audit_record(
-        action="credit.usage_charged",
-        entity_type="credit_account",
-        entity_id=account_id,
-        after={
-            "usage_id": usage_id,
-            "order_id": order_id,
-            "amount": amount,
-            "due_date": usage.due_date,
-            "credit_used": account.credit_used,
-        }
-        | ({"order_number": order_number} if order_number else {}),
-        actor=actor,
+        .returning(
+            CreditAccount.payment_term_days,
+            CreditAccount.credit_used,
+            CreditAccount.credit_available,
+            CreditAccount.updated_at,
+        )
+        .cte("charged")
     )
-    return usage, True
+    usage = CreditUsage.__table__.c
+    values = {
+        "organization_id": current_organization_id(),
+        "usage_id": uuid.uuid4(),
+        "credit_account_id": account_id,
+        "order_id": order_id,
+        "amount": amount,
+        "status": "pending",
+        "created_by": actor.staff_user_id if actor else None,
+    }
+    inserted = (
+        pg_insert(CreditUsage)
+        .from_select(
+            [*values, "due_date"],
+            sa.select(
+                *(sa.literal(value, usage[column].type) for column, value in values.items()),
+                sa.literal(clock.today(), usage.due_date.type) + charged.c.payment_term_days,
+            ),
+        )
+        .on_conflict_do_nothing(constraint="unique_org_order")
+        .returning(*usage)
+        .cte("inserted")
+    )
+    # One row whatever happened: the CTEs hang off a single-row anchor.
+    anchor = sa.values(sa.column("one", sa.Integer), name="anchor").data([(1,)])
+    return sa.select(
+        *(inserted.c[column] for column in _USAGE_COLUMNS),
+        charged.c.credit_used,
+        charged.c.credit_available,
+        charged.c.updated_at,
+    ).select_from(anchor.outerjoin(charged, sa.true()).outerjoin(inserted, sa.true()))
+
+
+def _loaded(model, values: dict):
+    """A persistent, clean instance of a row this transaction just wrote (no re-read)."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    return db.session.merge(instance, load=False)
 
 
 def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
