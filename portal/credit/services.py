@@ -669,7 +669,18 @@ def usage_charge(
     refusal writes nothing, so a caller's own unit of work (e.g. the API's idempotency record)
     can keep the refusal as its answer.
     """
-    row = db.session.execute(_charge_statement(account_id, order_id, amount, actor)).one()
+    row = db.session.execute(
+        _CHARGE,
+        {
+            "tenant": current_organization_id(),
+            "new_usage_id": uuid.uuid4(),
+            "account_id": account_id,
+            "order_id": order_id,
+            "amount": amount,
+            "actor_id": actor.staff_user_id if actor else None,
+            "today": clock.today(),
+        },
+    ).one()
     if row.usage_id is None and row.credit_used is not None:
         # The same order was charged by a transaction that committed after this statement's
         # snapshot (its insert conflicted): give back what was just taken, under the row lock.
@@ -717,63 +728,75 @@ def usage_charge(
 _USAGE_COLUMNS = tuple(column.key for column in CreditUsage.__table__.columns)
 
 
-def _charge_statement(account_id, order_id, amount, actor):
+def _charge_statement():
     """SQL: charge the account if the order is new and the account may take it; insert the
     usage from the charged row. Returns the usage's columns and the account's new standing
     (all NULL on a refusal or a repeated order; credit_used alone when the insert conflicted).
+
+    Built once with bound parameters, so each charge reuses its compiled form. The parameter
+    names are no column names of credit_accounts (Core would add those to the UPDATE's SET).
     """
+    accounts, usages = CreditAccount.__table__, CreditUsage.__table__
+    account_id, amount = sa.bindparam("account_id"), sa.bindparam("amount", type_=sa.Numeric)
+    order_id = sa.bindparam("order_id")
     charged = (
-        sa.update(CreditAccount)
+        sa.update(accounts)
         .where(
-            CreditAccount.credit_account_id == account_id,
-            CreditAccount.status == "approved",
-            CreditAccount.credit_used + amount <= CreditAccount.credit_limit,
+            accounts.c.credit_account_id == account_id,
+            accounts.c.status == "approved",
+            accounts.c.credit_used + amount <= accounts.c.credit_limit,
             ~overdue_exists(account_id),
-            ~sa.exists().where(CreditUsage.order_id == order_id),
+            ~sa.exists().where(usages.c.order_id == order_id),
             sa.exists().where(
-                Customer.customer_id == CreditAccount.customer_id, Customer.status == "active"
+                Customer.customer_id == accounts.c.customer_id, Customer.status == "active"
             ),
         )
-        .values(credit_used=CreditAccount.credit_used + amount)
+        .values(credit_used=accounts.c.credit_used + amount)
         .returning(
-            CreditAccount.payment_term_days,
-            CreditAccount.credit_used,
-            CreditAccount.credit_available,
-            CreditAccount.updated_at,
+            accounts.c.payment_term_days,
+            accounts.c.credit_used,
+            accounts.c.credit_available,
+            accounts.c.updated_at,
         )
         .cte("charged")
     )
-    usage = CreditUsage.__table__.c
     values = {
-        "organization_id": current_organization_id(),
-        "usage_id": uuid.uuid4(),
+        "organization_id": sa.bindparam("tenant"),
+        "usage_id": sa.bindparam("new_usage_id"),
         "credit_account_id": account_id,
         "order_id": order_id,
         "amount": amount,
-        "status": "pending",
-        "created_by": actor.staff_user_id if actor else None,
+        "status": sa.literal("pending"),
+        "created_by": sa.bindparam("actor_id"),
+        "due_date": sa.bindparam("today", type_=sa.Date) + charged.c.payment_term_days,
     }
     inserted = (
-        pg_insert(CreditUsage)
+        pg_insert(usages)
         .from_select(
-            [*values, "due_date"],
+            list(values),
             sa.select(
-                *(sa.literal(value, usage[column].type) for column, value in values.items()),
-                sa.literal(clock.today(), usage.due_date.type) + charged.c.payment_term_days,
-            ),
+                *(
+                    sa.type_coerce(value, usages.c[column].type).label(column)
+                    for column, value in values.items()
+                )
+            ).select_from(charged),
         )
         .on_conflict_do_nothing(constraint="unique_org_order")
-        .returning(*usage)
+        .returning(*usages.c)
         .cte("inserted")
     )
-    # One row whatever happened: the CTEs hang off a single-row anchor.
-    anchor = sa.values(sa.column("one", sa.Integer), name="anchor").data([(1,)])
+    # One row whatever happened: the CTEs hang off a single-row anchor (a plain subquery:
+    # a VALUES clause would keep the statement out of the compiled cache).
+    anchor = sa.select(sa.literal_column("1").label("one")).subquery("anchor")
     return sa.select(
         *(inserted.c[column] for column in _USAGE_COLUMNS),
         charged.c.credit_used,
         charged.c.credit_available,
         charged.c.updated_at,
     ).select_from(anchor.outerjoin(charged, sa.true()).outerjoin(inserted, sa.true()))
+
+
+_CHARGE = _charge_statement()
 
 
 def _loaded(model, values: dict):
