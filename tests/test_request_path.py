@@ -10,6 +10,7 @@ import importlib
 import os
 import re
 import tempfile
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -241,3 +242,39 @@ def test_a_request_within_the_minute_sends_no_new_cookie(login_as):
     response = client.get("/customers/?q=6123", headers=HTMX)
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
+
+
+def test_an_api_charge_with_a_known_key_states_its_scope_once(app, org_a):
+    """The key's row comes from its Redis copy: no lookup, no restated scope. The charge is
+    the scope, the idempotency record, the customer and account, the charge itself (one
+    statement), the audit row and the stored answer.
+
+    Before: 14 statements (the key lookup, a scope restated, the usage and account re-read).
+    """
+    customer = factories.customer_create(org_a.organization_id)
+    factories.credit_account_create(org_a.organization_id, customer.customer_id)
+    key = factories.api_key_create(org_a.organization_id)
+    client = app.test_client()
+
+    def charge():
+        order = uuid.uuid4()
+        return client.post(
+            "/api/v1/credit/charges",
+            json={
+                "customer_id": str(customer.customer_id),
+                "order_id": str(order),
+                "order_number": f"PED-{order.hex[:8]}",
+                "amount": "1.00",
+            },
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": order.hex},
+        )
+
+    # The first use notes the key's last use (dropping its copy); the second copies it again.
+    assert charge().status_code == charge().status_code == 201
+    with wire_counts(app) as counts:
+        response = charge()
+    assert response.status_code == 201
+    assert not any("api_key_lookup" in statement for statement in counts.statements)
+    assert sum("set_config" in statement for statement in counts.statements) == 1
+    assert counts.statements[0].startswith("SELECT set_config('app.current_organization_id'")
+    assert len(counts.statements) == 6

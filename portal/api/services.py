@@ -12,7 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from portal.api.auth import ApiCaller, key_generate, key_parts
+from portal.api.auth import ApiCaller, key_cache_drop, key_generate, key_parts
 from portal.api.models import ApiKey, IdempotencyRecord
 from portal.api.schemas import ChargeSchema
 from portal.api.selectors import charge_body, charge_find, charge_target
@@ -71,19 +71,20 @@ def api_key_get(api_key_id: uuid.UUID) -> ApiKey | None:
 @atomic
 def api_key_revoke(*, api_key_id: uuid.UUID, actor: Actor) -> ApiKey:
     """Revoke an active key at once; its next request is refused."""
-    revoked = db.session.scalar(
+    revoked = db.session.execute(
         sa.update(ApiKey)
         .where(ApiKey.api_key_id == api_key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=sa.func.now(), revoked_by=actor.staff_user_id)
-        .returning(ApiKey.name)
-    )
+        .returning(ApiKey.name, ApiKey.prefix)
+    ).first()
     if revoked is None:
         raise LookupError(api_key_id)
+    key_cache_drop(revoked.prefix)
     audit_record(
         action="api.key_revoked",
         entity_type="api_key",
         entity_id=api_key_id,
-        after={"name": revoked},
+        after={"name": revoked.name},
         actor=actor,
     )
     return api_key_get(api_key_id)
@@ -97,6 +98,7 @@ def api_key_touch(*, caller: ApiCaller) -> None:
         .where(ApiKey.api_key_id == caller.api_key_id)
         .values(last_used_at=sa.func.now())
     )
+    key_cache_drop(caller.prefix)
 
 
 def request_digest(body: dict) -> str:

@@ -12,11 +12,12 @@ import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context, session
+from flask import g, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from portal.auth.models import StaffUser
+from portal.cache import cache_drop_on_commit
 from portal.db import set_actor, set_organization
 from portal.extensions import db, login_manager
 from portal.security import REVOKED_KEY
@@ -35,7 +36,6 @@ CACHED_FIELDS = (
     "password_temporary_until",
 )
 _TIMES = ("sessions_valid_after", "password_temporary_until")
-_STALE = "stale_staff_users"  # session.info key: users whose cached copy a flush made stale
 _UNSET = object()
 
 
@@ -115,28 +115,13 @@ def load_user(user_id: str):
 
 @event.listens_for(Session, "after_flush")
 def _note_stale_users(session, flush_context):
-    """Remember the users whose cached copy this transaction's changes make stale."""
-    stale = {
-        user.staff_user_id
-        for user in (*session.dirty, *session.deleted)
-        if isinstance(user, StaffUser)
-        and any(sa.inspect(user).attrs[field].history.has_changes() for field in CACHED_FIELDS)
-    }
-    if stale:
-        session.info.setdefault(_STALE, set()).update(stale)
-        _drop_cached(stale)  # now too: a copy reloaded before the commit cannot live long
-
-
-@event.listens_for(Session, "after_commit")
-def _drop_stale_users(session):
-    _drop_cached(session.info.pop(_STALE, set()))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_stale_users(session):
-    session.info.pop(_STALE, None)
-
-
-def _drop_cached(staff_user_ids) -> None:
-    if staff_user_ids and has_app_context() and current_app.config.get("REDIS_URL"):
-        redis_connection().delete(*(USER_CACHE_KEY.format(i) for i in staff_user_ids))
+    """Drop the cached copies of the users this transaction's changes make stale."""
+    cache_drop_on_commit(
+        session,
+        {
+            USER_CACHE_KEY.format(user.staff_user_id)
+            for user in (*session.dirty, *session.deleted)
+            if isinstance(user, StaffUser)
+            and any(sa.inspect(user).attrs[f].history.has_changes() for f in CACHED_FIELDS)
+        },
+    )
