@@ -52,7 +52,8 @@ class AuditEntry(TenantMixin, db.Model):
     """One audited change; the app role may insert and read, never update or delete.
 
     The database sets when (now()) and who (the transaction's app.actor_* settings), numbers the
-    row in its organization's hash chain and seals it (prev_hash, row_hash).
+    row in one of its organization's 16 hash chains (chosen by the entity, so an entity's
+    history is one chain) and seals it (prev_hash, row_hash).
     """
 
     __tablename__ = "audit_log"
@@ -68,6 +69,7 @@ class AuditEntry(TenantMixin, db.Model):
     after: Mapped[dict | None] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = _sealed(sa.DateTime(timezone=True))
+    chain: Mapped[int] = _sealed(sa.SmallInteger)
     prev_hash: Mapped[str | None] = _sealed(sa.Text)
     row_hash: Mapped[str] = _sealed(sa.Text)
 
@@ -123,7 +125,7 @@ _BROKEN_ROW = sa.text(
     """
     WITH chain AS (
         SELECT a.organization_id, a.audit_id, a.prev_hash, a.row_hash,
-               lag(a.row_hash) OVER (PARTITION BY a.organization_id ORDER BY a.audit_id)
+               lag(a.row_hash) OVER (PARTITION BY a.organization_id, a.chain ORDER BY a.audit_id)
                    AS previous_hash,
                audit_log_row_hash(a) AS computed_hash
         FROM audit_log a
@@ -139,22 +141,23 @@ _BROKEN_ROW = sa.text(
     LIMIT 1
     """
 )
-# The head remembers the last link: this catches rows cut off the end of a chain.
+# Each head remembers its chain's last link: this catches rows cut off the end of a chain.
 _BROKEN_HEAD = sa.text(
     """
-    SELECT o.organization_id, h.last_audit_id AS audit_id,
+    WITH last AS (
+        SELECT DISTINCT ON (a.organization_id, a.chain) a.organization_id, a.chain,
+               a.audit_id, a.row_hash
+        FROM audit_log a
+        WHERE CAST(:organization_id AS uuid) IS NULL OR a.organization_id = :organization_id
+        ORDER BY a.organization_id, a.chain, a.audit_id DESC
+    )
+    SELECT organization_id, coalesce(h.last_audit_id, last.audit_id) AS audit_id,
            'the chain head does not match the last row (rows were removed at the end)' AS reason
-    FROM (SELECT organization_id FROM audit_chain_heads
-          UNION SELECT organization_id FROM audit_log) o
-    LEFT JOIN audit_chain_heads h ON h.organization_id = o.organization_id
-    LEFT JOIN LATERAL (
-        SELECT a.audit_id, a.row_hash FROM audit_log a
-        WHERE a.organization_id = o.organization_id ORDER BY a.audit_id DESC LIMIT 1
-    ) last ON true
-    WHERE (CAST(:organization_id AS uuid) IS NULL OR o.organization_id = :organization_id)
+    FROM audit_chain_heads h FULL JOIN last USING (organization_id, chain)
+    WHERE (CAST(:organization_id AS uuid) IS NULL OR organization_id = :organization_id)
       AND (last.audit_id IS DISTINCT FROM h.last_audit_id
            OR last.row_hash IS DISTINCT FROM h.last_hash)
-    ORDER BY o.organization_id
+    ORDER BY organization_id, chain
     LIMIT 1
     """
 )

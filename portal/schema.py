@@ -48,3 +48,73 @@ def in_every_organization(statements: str) -> None:
         $$
         """
     )
+
+
+# Every audit row, oldest first per organization, re-sealed as one chain per organization, and
+# the heads written anew (run by the owner with RLS lifted for the DDL transaction only, and the
+# append-only trigger off while the hashes are written).
+_AUDIT_CHAINS_REBUILD = """
+DO $$
+DECLARE
+    r audit_log;
+    previous TEXT;
+    current_org UUID;
+BEGIN
+    DELETE FROM audit_chain_heads;
+    FOR r IN SELECT * FROM audit_log ORDER BY organization_id, audit_id LOOP
+        IF current_org IS DISTINCT FROM r.organization_id THEN
+            current_org := r.organization_id;
+            previous := NULL;
+        END IF;
+        r.prev_hash := previous;
+        r.row_hash := audit_log_row_hash(r);
+        UPDATE audit_log SET prev_hash = r.prev_hash, row_hash = r.row_hash
+            WHERE organization_id = r.organization_id AND audit_id = r.audit_id;
+        previous := r.row_hash;
+    END LOOP;
+    INSERT INTO audit_chain_heads (organization_id, last_audit_id, last_hash)
+    SELECT DISTINCT ON (organization_id) organization_id, audit_id, row_hash
+    FROM audit_log ORDER BY organization_id, audit_id DESC;
+END $$
+"""
+
+
+def audit_chains_rebuild() -> None:
+    """Seal every audit row into one hash chain per organization (0008, and 0023's downgrade)."""
+    op.execute("ALTER TABLE audit_log NO FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE audit_chain_heads NO FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+    op.execute(_AUDIT_CHAINS_REBUILD)
+    op.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
+    op.execute("ALTER TABLE audit_log FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE audit_chain_heads FORCE ROW LEVEL SECURITY")
+
+
+# 0008's seal (one chain per organization; 0023 splits it in 16, its downgrade restores this).
+# SECURITY DEFINER: the chain heads belong to the owner; the app role can only read them.
+AUDIT_SEAL_ONE_CHAIN = """
+CREATE OR REPLACE FUNCTION audit_log_seal() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    head_hash TEXT;
+BEGIN
+    NEW.created_at := now();
+    NEW.actor_id := nullif(current_setting('app.actor_id', true), '')::uuid;
+    NEW.actor_label := coalesce(nullif(current_setting('app.actor_label', true), ''), 'system');
+    SELECT last_hash INTO head_hash FROM audit_chain_heads
+        WHERE organization_id = NEW.organization_id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO audit_chain_heads (organization_id) VALUES (NEW.organization_id)
+            ON CONFLICT (organization_id) DO NOTHING;
+        SELECT last_hash INTO head_hash FROM audit_chain_heads
+            WHERE organization_id = NEW.organization_id FOR UPDATE;
+    END IF;
+    -- Numbered under the head's lock, so audit_id order is the chain order.
+    NEW.audit_id := nextval(pg_get_serial_sequence('public.audit_log', 'audit_id'));
+    NEW.prev_hash := head_hash;
+    NEW.row_hash := audit_log_row_hash(NEW);
+    UPDATE audit_chain_heads SET last_audit_id = NEW.audit_id, last_hash = NEW.row_hash
+        WHERE organization_id = NEW.organization_id;
+    RETURN NEW;
+END $$
+"""

@@ -37,13 +37,14 @@ def _entries(organization_id) -> list[AuditEntry]:
     return entries
 
 
-def _write(organization_id, count: int, actor=SYSTEM_ACTOR) -> None:
+def _write(organization_id, count: int, actor=SYSTEM_ACTOR, entity_id="1") -> None:
+    """`count` rows about one entity (so one chain), or about `count` entities when None."""
     with organization_scope(organization_id):
         for number in range(count):
             audit_record(
                 action="test.written",
                 entity_type="test",
-                entity_id=number,
+                entity_id=number if entity_id is None else entity_id,
                 after={"n": number, "texto": "ñandú"},
                 actor=actor,
             )
@@ -237,6 +238,83 @@ def test_migration_chains_the_rows_that_existed_before_it(app, app_ctx, owner_en
     assert [entry.actor_label for entry in entries] == ["antes@demo.pa"] * 4  # kept as they were
     assert entries[0].prev_hash is None
     assert [entry.prev_hash for entry in entries[1:]] == [e.row_hash for e in entries[:-1]]
-    _write(org_a.organization_id, 1)  # new rows continue the migrated chain
-    assert _entries(org_a.organization_id)[-1].prev_hash == entries[-1].row_hash
+    _write(org_a.organization_id, 1)  # new rows of chain 0 continue the migrated chain
+    new = _entries(org_a.organization_id)[-1]
+    assert new.chain == 0 and new.prev_hash == entries[-1].row_hash
     assert _verify(app).exit_code == 0
+
+
+def test_each_entity_keeps_one_chain_and_every_chain_is_verified(app, app_ctx, owner_engine, org_a):
+    _write(org_a.organization_id, 12, entity_id=None)  # entities 0..11: several chains
+    _write(org_a.organization_id, 3, entity_id="4")
+    entries = _entries(org_a.organization_id)
+    chains = {}
+    for entry in entries:
+        chains.setdefault(entry.chain, []).append(entry)
+    assert len(chains) > 1
+    for chain in chains.values():
+        assert chain[0].prev_hash is None
+        assert [e.prev_hash for e in chain[1:]] == [e.row_hash for e in chain[:-1]]
+    assert len({e.chain for e in entries if e.entity_id == "4"}) == 1
+    assert _verify(app).exit_code == 0
+    # A row removed from the middle of any chain is found in that chain.
+    fourth = [e for e in entries if e.entity_id == "4"]
+    _tamper(
+        owner_engine,
+        org_a.organization_id,
+        "DELETE FROM audit_log WHERE audit_id = :middle",
+        middle=fourth[1].audit_id,
+    )
+    result = _verify(app)
+    assert result.exit_code == 1
+    assert f"audit_id {fourth[2].audit_id}: prev_hash does not match" in result.output
+
+
+def test_writers_about_different_entities_do_not_wait_for_each_other(app, org_a):
+    """Only writes that share a chain queue on its head until commit (entities 1 and 3 sit in
+    different chains, as the first assertion checks)."""
+    with app.app_context():
+        chains = dict(
+            db.session.execute(
+                sa.text("SELECT n, hashtext('test:' || n) & 15 FROM unnest(CAST(:ns AS text[])) n"),
+                {"ns": ["1", "3"]},
+            ).all()
+        )
+        db.session.rollback()
+    assert chains["1"] != chains["3"]
+    holder = threading.Event()
+    release = threading.Event()
+
+    def hold_chain_of_entity_1():
+        with app.app_context():
+            with organization_scope(org_a.organization_id):
+                audit_record(
+                    action="test.written", entity_type="test", entity_id="1", actor=SYSTEM_ACTOR
+                )
+                holder.set()
+                release.wait(30)
+                db.session.commit()
+            db.session.remove()
+
+    thread = threading.Thread(target=hold_chain_of_entity_1)
+    thread.start()
+    try:
+        assert holder.wait(30)
+        with app.app_context(), organization_scope(org_a.organization_id):
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            audit_record(
+                action="test.written", entity_type="test", entity_id="3", actor=SYSTEM_ACTOR
+            )
+            db.session.commit()  # no lock timeout: another chain's head was free
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError) as waited:
+                audit_record(
+                    action="test.written", entity_type="test", entity_id="1", actor=SYSTEM_ACTOR
+                )
+            assert isinstance(waited.value.orig, pg_errors.LockNotAvailable)
+            db.session.rollback()
+    finally:
+        release.set()
+        thread.join()
+    with app.app_context():
+        assert len(_entries(org_a.organization_id)) == 2

@@ -14,7 +14,13 @@ Create Date: 2026-11-29
 
 from alembic import op
 
-from portal.schema import app_role, grant_app, tenant_rls
+from portal.schema import (
+    AUDIT_SEAL_ONE_CHAIN,
+    app_role,
+    audit_chains_rebuild,
+    grant_app,
+    tenant_rls,
+)
 
 revision = "0008_audit_chain"
 down_revision = "0007_credit_hardening"
@@ -33,60 +39,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
         r.prev_hash
     )::text, 'UTF8')), 'hex')
 $$
-"""
-
-# SECURITY DEFINER: the chain heads belong to the owner; the app role can only read them.
-SEAL = """
-CREATE FUNCTION audit_log_seal() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-DECLARE
-    head_hash TEXT;
-BEGIN
-    NEW.created_at := now();
-    NEW.actor_id := nullif(current_setting('app.actor_id', true), '')::uuid;
-    NEW.actor_label := coalesce(nullif(current_setting('app.actor_label', true), ''), 'system');
-    SELECT last_hash INTO head_hash FROM audit_chain_heads
-        WHERE organization_id = NEW.organization_id FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO audit_chain_heads (organization_id) VALUES (NEW.organization_id)
-            ON CONFLICT (organization_id) DO NOTHING;
-        SELECT last_hash INTO head_hash FROM audit_chain_heads
-            WHERE organization_id = NEW.organization_id FOR UPDATE;
-    END IF;
-    -- Numbered under the head's lock, so audit_id order is the chain order.
-    NEW.audit_id := nextval(pg_get_serial_sequence('public.audit_log', 'audit_id'));
-    NEW.prev_hash := head_hash;
-    NEW.row_hash := audit_log_row_hash(NEW);
-    UPDATE audit_chain_heads SET last_audit_id = NEW.audit_id, last_hash = NEW.row_hash
-        WHERE organization_id = NEW.organization_id;
-    RETURN NEW;
-END $$
-"""
-
-# Existing rows, oldest first per organization (run by the owner with RLS lifted for the DDL
-# transaction only, and the append-only trigger off while the new columns are filled).
-BACKFILL = """
-DO $$
-DECLARE
-    r audit_log;
-    previous TEXT;
-    current_org UUID;
-BEGIN
-    FOR r IN SELECT * FROM audit_log ORDER BY organization_id, audit_id LOOP
-        IF current_org IS DISTINCT FROM r.organization_id THEN
-            current_org := r.organization_id;
-            previous := NULL;
-        END IF;
-        r.prev_hash := previous;
-        r.row_hash := audit_log_row_hash(r);
-        UPDATE audit_log SET prev_hash = r.prev_hash, row_hash = r.row_hash
-            WHERE organization_id = r.organization_id AND audit_id = r.audit_id;
-        previous := r.row_hash;
-    END LOOP;
-    INSERT INTO audit_chain_heads (organization_id, last_audit_id, last_hash)
-    SELECT DISTINCT ON (organization_id) organization_id, audit_id, row_hash
-    FROM audit_log ORDER BY organization_id, audit_id DESC;
-END $$
 """
 
 
@@ -109,16 +61,10 @@ def upgrade():
             f"CREATE POLICY {table}_verify ON {table} FOR SELECT TO CURRENT_USER USING (true)"
         )
     op.execute(ROW_HASH)
-    op.execute(SEAL)
+    op.execute(AUDIT_SEAL_ONE_CHAIN)
     op.execute("REVOKE ALL ON FUNCTION audit_log_seal() FROM PUBLIC")
 
-    op.execute("ALTER TABLE audit_log NO FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE audit_chain_heads NO FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
-    op.execute(BACKFILL)
-    op.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
-    op.execute("ALTER TABLE audit_log FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE audit_chain_heads FORCE ROW LEVEL SECURITY")
+    audit_chains_rebuild()
     op.execute("ALTER TABLE audit_log ALTER COLUMN row_hash SET NOT NULL")
 
     op.execute(
