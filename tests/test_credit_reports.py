@@ -422,3 +422,143 @@ def test_aging_as_of_another_day_moves_the_buckets(portfolio):
         later = aging_summary(today=clock.today() + timedelta(days=30))
     assert later["total"] == today["total"]
     assert later["not_due"] == Decimal("0.00") and later["days_90_plus"] > today["days_90_plus"]
+
+
+def _dated(org_a):
+    """Three accounts whose ledger happened over the last two months (dates moved back after
+    the services wrote it): charges, a cancellation, payments and a reversal."""
+    staff, approver = org_a.users["credit_staff"], org_a.users["credit_approver"]
+    today = clock.today()
+    days_ago = lambda days: today - timedelta(days=days)  # noqa: E731
+    accounts = []
+    for name in ("Alba", "Bruno", "Celia"):
+        customer = factories.customer_create(
+            org_a.organization_id, first_name=name, last_name="Histórico"
+        )
+        account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
+        accounts.append(account.credit_account_id)
+    alba, bruno, celia = accounts
+    with factories.scoped(org_a.organization_id):
+        charges = {}
+        for key, account_id, amount in (
+            ("old", alba, "100.00"),
+            ("recent", alba, "50.00"),
+            ("cancelled", bruno, "80.00"),
+            ("after", celia, "200.00"),
+        ):
+            usage, _ = usage_charge(
+                account_id=account_id, order_id=uuid.uuid4(), amount=Decimal(amount), actor=staff
+            )
+            charges[key] = usage.usage_id
+            db.session.commit()
+        moved = {  # created, due
+            "old": (60, 30),
+            "recent": (20, -10),
+            "cancelled": (40, 10),
+            "after": (5, -25),
+        }
+        for key, (created, due) in moved.items():
+            db.session.execute(
+                sa.update(CreditUsage)
+                .where(CreditUsage.usage_id == charges[key])
+                .values(
+                    created_at=CreditUsage.created_at - timedelta(days=created),
+                    due_date=days_ago(due),
+                )
+            )
+        db.session.execute(  # opened before the history began
+            sa.text(
+                "UPDATE credit_accounts SET created_at = created_at - interval '90 days'"
+                " WHERE credit_account_id = ANY(:ids)"
+            ),
+            {"ids": accounts},
+        )
+        db.session.commit()
+        usage_cancel(usage_id=charges["cancelled"], actor=staff)
+        db.session.commit()
+        payment_record(
+            account_id=alba,
+            amount=Decimal("70.00"),
+            method="cash",
+            reference=None,
+            payment_date=days_ago(25),
+            key=uuid.uuid4(),
+            actor=staff,
+        )
+        second, _ = payment_record(
+            account_id=alba,
+            amount=Decimal("30.00"),
+            method="check",
+            reference="Cheque 12",
+            payment_date=days_ago(5),
+            key=uuid.uuid4(),
+            actor=staff,
+        )
+        db.session.commit()
+        payment_reverse(payment_id=second.payment_id, reason="Cheque devuelto", actor=approver)
+        db.session.commit()
+        db.session.execute(
+            sa.text(
+                "UPDATE credit_usages SET cancelled_at = cancelled_at - interval '15 days'"
+                " WHERE usage_id = :id"
+            ),
+            {"id": charges["cancelled"]},
+        )
+        db.session.execute(
+            sa.text(
+                "UPDATE credit_payments SET reversed_at = reversed_at - interval '2 days'"
+                " WHERE payment_id = :id"
+            ),
+            {"id": second.payment_id},
+        )
+        db.session.commit()
+    return accounts
+
+
+def test_aging_as_of_a_past_day_equals_the_statements_as_of_that_day(org_a, login_as):
+    accounts = _dated(org_a)
+    as_of = clock.today() - timedelta(days=10)
+    with factories.scoped(org_a.organization_id):
+        totals = aging_summary(today=as_of)
+        rows = {row.credit_account_id: row for row in aging_rows(today=as_of)}
+        closings = {
+            account: statement_lines(account, start=None, end=as_of)[2] for account in accounts
+        }
+        now = aging_summary()
+    alba = accounts[0]
+    # Alba owed 30 of the old charge (20 days late) and the recent 50 (not due yet); the
+    # cheque dated 5 days ago did not exist then. Bruno's charge was cancelled by then, Celia's
+    # not made yet.
+    assert list(rows) == [alba]
+    assert (rows[alba].days_1_30, rows[alba].not_due, rows[alba].total) == (
+        Decimal("30.00"),
+        Decimal("50.00"),
+        Decimal("80.00"),
+    )
+    assert totals["total"] == sum(closings.values(), Decimal(0)) == Decimal("80.00")
+    assert closings[accounts[1]] == closings[accounts[2]] == Decimal("0.00")
+    assert now["total"] == Decimal("280.00")  # today: 80 of Alba's, Celia's 200
+    page = login_as("credit_staff").get(f"/credit/aging?as_of={as_of.isoformat()}").text
+    assert 'id="aging-total">US$80.00<' in page and "Alba Histórico" in page
+    assert "Celia Histórico" not in page
+    csv_text = (
+        login_as("credit_staff")
+        .get(f"/credit/aging?as_of={as_of.isoformat()}&format=csv")
+        .get_data(as_text=True)
+    )
+    assert "Alba Histórico" in csv_text and "Celia Histórico" not in csv_text
+
+
+@pytest.mark.parametrize(
+    ("as_of", "error"),
+    [
+        ("2999-01-01", "La fecha no puede ser posterior a hoy."),
+        ("31/10/2026", "No es una fecha válida."),
+        ("x" * 5000, "No es una fecha válida."),
+    ],
+)
+def test_aging_as_of_a_bad_day_says_so_and_shows_today(history, login_as, as_of, error):
+    response = login_as("credit_staff").get("/credit/aging", query_string={"as_of": as_of})
+    assert response.status_code == 200
+    assert 'id="aging-total">US$230.00<' in response.text
+    assert "field-error" in response.text and error in response.text

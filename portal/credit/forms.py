@@ -20,6 +20,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal import clock
 from portal.credit.models import PAYMENT_METHODS, REQUEST_KINDS
 from portal.credit.selectors import QUEUE_SORT_LABELS
 from portal.validation import (
@@ -242,3 +243,16 @@ class DateRangeForm(FlaskForm):
     def validate_end(self, field):
         if field.data and self.start.data and field.data < self.start.data:
             raise ValidationError("La fecha final es anterior a la inicial.")
+
+
+class AgingForm(FlaskForm):
+    """The day the aging report is read at the end of (a GET form; empty: today)."""
+
+    class Meta:
+        csrf = False
+
+    as_of = DateField("Saldos al", validators=[Optional()])
+
+    def validate_as_of(self, field):
+        if field.data and field.data > clock.today():
+            raise ValidationError("La fecha no puede ser posterior a hoy.")

@@ -52,6 +52,42 @@ _CURRENT = sa.text(
     "WHERE computed_on < :today OR computed_on > :today)"
 )
 _SUMS = ", ".join(f"coalesce(sum({key}), 0) AS {key}" for key in [*_KEYS, "total"])
+_ZONE = clock.BUSINESS_ZONE.key
+# Each account's buckets as they stood at the end of a past day :today, from the ledger: the
+# charges made by then and not cancelled by then, less what payments dated by then paid of
+# them, plus what reversals made by then undid (the dates the statement books them on).
+_LATE_BUCKETS = (
+    "late <= 0",
+    "late BETWEEN 1 AND 30",
+    "late BETWEEN 31 AND 60",
+    "late BETWEEN 61 AND 90",
+    "late > 90",
+)
+_AS_OF_SUMS = ", ".join(
+    f"coalesce(sum(outstanding) FILTER (WHERE {condition}), 0) AS {key}"
+    for key, condition in zip(_KEYS, _LATE_BUCKETS, strict=True)
+)
+_ACCOUNTS_AS_OF = f"""
+    SELECT credit_account_id, {_AS_OF_SUMS},
+           coalesce(sum(outstanding) FILTER (WHERE late > 0), 0) AS overdue,
+           sum(outstanding) AS total
+    FROM (
+        SELECT u.credit_account_id, :today - u.due_date AS late,
+               u.amount - coalesce((
+                   SELECT sum(x.amount)
+                   FROM credit_payment_allocations x
+                   JOIN credit_payments p ON p.payment_id = x.payment_id
+                   WHERE x.usage_id = u.usage_id
+                     AND CASE WHEN x.amount > 0 THEN p.payment_date
+                              ELSE (p.reversed_at AT TIME ZONE '{_ZONE}')::date END <= :today
+               ), 0) AS outstanding
+        FROM credit_usages u
+        WHERE (u.created_at AT TIME ZONE '{_ZONE}')::date <= :today
+          AND (u.cancelled_at IS NULL
+               OR (u.cancelled_at AT TIME ZONE '{_ZONE}')::date > :today)
+    ) AS u
+    GROUP BY credit_account_id
+"""
 
 
 def _today(today: date | None) -> date:
@@ -65,12 +101,12 @@ def _current(today: date) -> bool:
 
 def aging_summary(*, today: date | None = None) -> dict[str, Decimal]:
     """The organization's outstanding credit per bucket and in total: the kept totals of the
-    day, or (some row from another day) the sum over every account."""
+    day, or (some row from another day, or a past day asked for) the sum over every account."""
     today = _today(today)
-    if _current(today):
-        statement = f"SELECT {_SUMS} FROM credit_aging_totals WHERE computed_on = :today"
+    if today < clock.today() or not _current(today):
+        statement = f"SELECT {_SUMS} FROM ({_accounts_source(today)}) AS accounts"
     else:
-        statement = f"SELECT {_SUMS} FROM ({_ACCOUNTS_MIXED}) AS accounts"
+        statement = f"SELECT {_SUMS} FROM credit_aging_totals WHERE computed_on = :today"
     return db.session.execute(sa.text(statement), {"today": today}).one()._asdict()
 
 
@@ -100,6 +136,12 @@ def aging_accounts_sql(today: date) -> str:
     return _STORED if _current(today) else _ACCOUNTS_MIXED
 
 
+def _accounts_source(today: date) -> str:
+    """Every account's buckets at the end of `today`: from the ledger for a past day (balances
+    as they stood then), else as `aging_accounts_sql` reads them."""
+    return _ACCOUNTS_AS_OF if today < clock.today() else aging_accounts_sql(today)
+
+
 def _sort_key(bucket: str | None) -> str:
     if bucket is not None and bucket not in _KEYS:
         raise ValueError(bucket)
@@ -113,7 +155,7 @@ def _accounts_statement(
     conditions = ["total > 0"] + ([f"{key} > 0"] if bucket else [])
     if after:
         conditions.append(f"({key}, credit_account_id) < (:after_amount, :after_id)")
-    accounts = aging_accounts_sql(today)
+    accounts = _accounts_source(today)
     return sa.text(
         f"""
         WITH listed AS (
@@ -169,7 +211,6 @@ def aging_rows(*, bucket: str | None = None, today: date | None = None) -> Itera
 
 # --- the statement -------------------------------------------------------------------------
 
-_ZONE = clock.BUSINESS_ZONE.key
 # How staff know a charge's order: its number, else the start of the internal id.
 _ORDER = (
     "coalesce((SELECT o.order_number FROM purchases o WHERE o.order_id = u.order_id), "

@@ -10,6 +10,7 @@ from portal import clock
 from portal.auth.permissions import permission_required
 from portal.credit import bp
 from portal.credit.forms import (
+    AgingForm,
     ApproveForm,
     BulkDecisionForm,
     CloseForm,
@@ -607,35 +608,41 @@ def statement(account_id: uuid.UUID):
 @bp.get("/aging")
 @permission_required("credit.reports")
 def aging():
-    """Outstanding credit by age: totals and chart, accounts largest overdue first; CSV too."""
+    """Outstanding credit by age at the end of a day (today unless `as_of`): totals and chart,
+    accounts largest overdue first; CSV too."""
     bucket = request.args.get("bucket") or None
     if bucket is not None and bucket not in dict(AGING_BUCKETS):
         abort(400)
+    form = AgingForm(request.args)
+    as_of = form.as_of.data if form.validate() else None
+    today = as_of or clock.today()
     if request.args.get("format") == "csv":
         keys = [key for key, _ in AGING_BUCKETS]
         rows = (
             [row.name, *[getattr(row, key) for key in keys], row.total]
-            for row in keep_scope(aging_rows(bucket=bucket))
+            for row in keep_scope(aging_rows(bucket=bucket, today=today))
         )
         return csv_response(
-            "antiguedad-de-saldos.csv",
+            f"antiguedad-de-saldos-{today.isoformat()}.csv",
             ["Cliente", *[label for _, label in AGING_BUCKETS], "Total"],
             rows,
         )
     try:
-        page = aging_page(bucket=bucket, cursor=request.args.get("after"))
+        page = aging_page(bucket=bucket, cursor=request.args.get("after"), today=today)
     except ValueError:
         abort(400)
-    context = {"page": page, "buckets": AGING_BUCKETS, "bucket": bucket}
+    context = {"page": page, "buckets": AGING_BUCKETS, "bucket": bucket, "as_of": as_of}
     if request.args.get("after") and is_htmx():
         return render("credit/_aging_rows.html", **context)  # "Cargar más"
-    totals = aging_summary()
+    totals = aging_summary(today=today)
     peak = max([totals[key] for key, _ in AGING_BUCKETS] + [Decimal(1)])
     return render(
         "credit/aging.html",
+        form=form,
+        latest_day=clock.today(),
         totals=totals,
         peak=peak,
-        today=clock.today(),
+        today=today,
         written_off=written_off_total(),
         **context,
     )
