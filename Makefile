@@ -7,6 +7,7 @@ PORT ?= 5000
 .PHONY: run test install assets chromium lint format bench bench-pages bench-worker bench-api schema-doc clean
 
 run: install
+	@bash bin/ensure-debian-packages $(PDF_PACKAGES) || echo "PDF documents stay unavailable until Pango is installed." >&2
 	$(PY) -m portal.embedded serve --port $(PORT)
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
@@ -31,9 +32,11 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico/
 	touch $@
 
-# Browser tests drive Debian's Chromium; install it when missing (root, or passwordless sudo).
+# Browser tests drive Debian's Chromium and PDFs need Pango; installed when missing (root, or
+# passwordless sudo).
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 chromium:
-	@bash bin/ensure-chromium
+	@bash bin/ensure-debian-packages chromium $(PDF_PACKAGES)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,7 @@ from wtforms.i18n import messages_path
 
 from portal import clock
 from portal.config import Config
-from portal.money import money
+from portal.money import amount_in_words, money
 
 
 def labels_register(bp: Blueprint, labels: dict[str, dict[str, str]]) -> None:
@@ -124,6 +124,7 @@ def init_app(app: Flask) -> None:
         request.wtforms_translations = wtforms_messages
 
     app.add_template_filter(money, "money")
+    app.add_template_filter(amount_in_words, "amount_in_words")
     app.add_template_filter(label, "label")
     app.add_template_filter(phone, "phone")
     app.add_template_filter(utilization, "utilization")

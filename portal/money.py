@@ -31,3 +31,12 @@ def money_parse(text: str) -> Decimal | None:
     if value > MAX_AMOUNT:
         raise ValueError("El monto es demasiado grande.")
     return value.quantize(Decimal("0.01"))
+
+
+def amount_in_words(value: Decimal) -> str:
+    """A USD amount in Spanish words, as receipts state it: «ciento veinte dólares con cincuenta
+    centavos» (num2words; «un millón de dólares», as Spanish says it)."""
+    from num2words import num2words
+
+    words = num2words(value, lang="es", to="currency", currency="USD")
+    return re.sub(r"\b(millón|millones) (dólar)", r"\1 de \2", words)

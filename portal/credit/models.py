@@ -124,6 +124,10 @@ class CreditPayment(TenantMixin, db.Model):
     reversed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     reversed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reversal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The organization's next receipt number, taken by a trigger (write-offs have none).
+    receipt_number: Mapped[int | None] = mapped_column(
+        sa.BigInteger, server_default=sa.FetchedValue()
+    )
     created_at: Mapped[datetime] = created_at()
 
 

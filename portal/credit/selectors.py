@@ -314,6 +314,43 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """A payment's receipt: the payment, who paid, and what it paid (amount, order number)."""
+
+    payment: CreditPayment
+    customer: Customer
+    applied: list[tuple[Decimal, str]]
+
+
+def payment_receipt(payment_id: uuid.UUID) -> Receipt | None:
+    """A payment (not a write-off) of the current organization with what it paid, oldest charge
+    first (one statement)."""
+    rows = db.session.execute(
+        sa.select(CreditPayment, Customer, CreditPaymentAllocation.amount, ORDER_NUMBER)
+        .join(CreditAccount, CreditAccount.credit_account_id == CreditPayment.credit_account_id)
+        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
+        .outerjoin(
+            CreditPaymentAllocation,
+            (CreditPaymentAllocation.payment_id == CreditPayment.payment_id)
+            & (CreditPaymentAllocation.amount > 0),
+        )
+        .outerjoin(CreditUsage, CreditUsage.usage_id == CreditPaymentAllocation.usage_id)
+        .where(CreditPayment.payment_id == payment_id, CreditPayment.kind == "payment")
+        .order_by(
+            CreditPaymentAllocation.created_at,
+            CreditUsage.due_date,
+            CreditUsage.created_at,
+            CreditUsage.usage_id,
+        )
+    ).all()
+    if not rows:
+        return None
+    payment, customer = rows[0][0], rows[0][1]
+    applied = [(amount, order) for _, _, amount, order in rows if amount is not None]
+    return Receipt(payment, customer, applied)
+
+
+@dataclass(frozen=True)
 class CustomerCredit:
     """The credit panel of the customer page: the account, if any, and its latest movements."""
 

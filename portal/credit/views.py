@@ -41,6 +41,7 @@ from portal.credit.selectors import (
     credit_queue_count,
     order_for_charge,
     order_suggestions,
+    payment_receipt,
     queue_item,
     queue_requesters,
     requests_of,
@@ -71,6 +72,7 @@ from portal.credit.services import (
 from portal.csv_export import csv_response
 from portal.customers.services import customer_get
 from portal.db import keep_scope
+from portal.documents import pdf_response
 from portal.htmx import INVALID, done, is_htmx, refused, render
 from portal.settings.services import organization_settings_get
 from portal.validation import choices, errors_text, form_error
@@ -458,6 +460,25 @@ def reverse_payment(payment_id: uuid.UUID):
     except CreditError as error:
         return _not_changed(account_id, str(error))
     return _changed(account_id, "Pago de {customer} revertido.")
+
+
+@bp.get("/payments/<uuid:payment_id>/receipt")
+@permission_required("credit.reports")
+def receipt(payment_id: uuid.UUID):
+    """A payment's numbered receipt: a printable page, or the same as a PDF."""
+    receipt = payment_receipt(payment_id)
+    if receipt is None:
+        abort(404)
+    number = f"{receipt.payment.receipt_number:06d}"
+    if request.args.get("format") == "pdf":
+        return pdf_response(
+            "credit/_receipt.html",
+            f"recibo-{number}.pdf",
+            title=f"Recibo de pago N.º {number}",
+            receipt=receipt,
+            number=number,
+        )
+    return render("credit/receipt.html", receipt=receipt, number=number)
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
