@@ -26,6 +26,7 @@ from portal.customers.models import (
     GENDERS,
     LANGUAGES,
     LOYALTY_TIERS,
+    TIMELINE_KINDS,
 )
 from portal.segments.models import SEGMENTS
 from portal.validation import (
@@ -201,6 +202,36 @@ class StatusForm(FlaskForm):
         filters=[strip_field],
     )
     version_id = HiddenField()
+
+
+class NoteForm(FlaskForm):
+    """A staff note on the customer's timeline."""
+
+    body = TextAreaField(
+        "Nota",
+        validators=[
+            DataRequired("Escriba la nota."),
+            Length(max=2000, message="Máximo 2000 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[strip_field],
+    )
+
+
+class TimelineForm(FlaskForm):
+    """The timeline's kind filter and page (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField(
+        "Mostrar",
+        choices=[SelectChoice("", "Toda la actividad"), *choices(TIMELINE_KINDS)],
+        filters=[empty_to_none],
+        validate_choice=False,
+        validators=[Optional(), _in(TIMELINE_KINDS)],
+    )
+    after = StringField(filters=[empty_to_none])
 
 
 class AddressForm(FlaskForm):
