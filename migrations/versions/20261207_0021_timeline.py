@@ -4,6 +4,7 @@
   read; each note is also audited).
 - `customer_segment_changes`: a customer's segment before and after, written by the segment
   recompute for the rows whose segment changed (the timeline reads it).
+- `organization_settings.address`: the organization's address, printed on statements.
 - `idx_inbox_customer_tier`: the applied tier-change events of one customer, newest first (the
   timeline reads tier changes from the event inbox; the index only holds tier events).
 - `customers.company_name`: the legal name of a company (required for b2b, CHECK); existing b2b
@@ -119,6 +120,9 @@ def upgrade():
         "'The tier changes of one customer, newest first (the customer timeline).'"
     )
 
+    op.execute(
+        "ALTER TABLE organization_settings ADD COLUMN address TEXT CHECK (length(address) <= 500)"
+    )
     op.execute("ALTER TABLE customers ADD COLUMN company_name VARCHAR(255)")
     in_every_organization(
         "UPDATE customers SET company_name = first_name || ' ' || last_name "
@@ -126,7 +130,7 @@ def upgrade():
     )
     op.execute(
         "ALTER TABLE customers ADD CONSTRAINT check_customer_company CHECK "
-        "(customer_type <> 'b2b' OR length(btrim(company_name)) > 0)"
+        "(customer_type <> 'b2b' OR coalesce(length(btrim(company_name)), 0) > 0)"
     )
     _name_words_replace(
         "coalesce(company_name, '') || ' ' || first_name || ' ' || last_name",
@@ -151,6 +155,7 @@ def downgrade():
         """
     )
     op.execute("ALTER TABLE customers DROP COLUMN company_name")
+    op.execute("ALTER TABLE organization_settings DROP COLUMN address")
     op.execute("DROP INDEX idx_inbox_customer_tier")
     op.execute("DROP TABLE customer_segment_changes")
     op.execute("DROP TABLE customer_notes")

@@ -58,6 +58,20 @@ def address_list(customer_id: uuid.UUID) -> list[Address]:
     )
 
 
+def address_for_billing(customer_id: uuid.UUID) -> Address | None:
+    """Where a customer's statements go: an active billing address, else the default one."""
+    return db.session.scalar(
+        sa.select(Address)
+        .where(Address.customer_id == customer_id, Address.is_active.is_(True))
+        .order_by(
+            Address.address_type.in_(("billing", "both")).desc(),
+            Address.is_default.desc(),
+            Address.created_at,
+        )
+        .limit(1)
+    )
+
+
 PAGE_SIZE = 25
 COUNT_CAP = 1000
 
@@ -267,7 +281,10 @@ def customer_duplicates(
                 sa.select(Customer).where(getattr(Customer, field) == data[field]).limit(limit)
             ):
                 found.setdefault(customer.customer_id, (customer, f"mismo {label}"))
-    name = f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
+    name = (
+        data.get("company_name")
+        or f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
+    )
     if len(name) >= 5:
         similar = _customers_matching(SearchFilters(query=name), limit=limit)
         for customer, rank in db.session.execute(similar):

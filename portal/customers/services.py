@@ -20,6 +20,7 @@ from portal.webhooks.services import outbox_publish
 
 AUDITED_FIELDS = (
     "customer_type",
+    "company_name",
     "first_name",
     "last_name",
     "email",

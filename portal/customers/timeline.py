@@ -20,7 +20,7 @@ from portal.audit import AuditEntry
 from portal.auth.models import StaffUser
 from portal.customers.forms import COUNTRIES
 from portal.customers.models import ADDRESS_TYPES, TIMELINE_KINDS, Address, CustomerNote
-from portal.events.models import InboxEvent
+from portal.events.models import TIER_EVENT, InboxEvent
 from portal.extensions import db
 from portal.formatting import date_medium, label
 from portal.money import money
@@ -32,7 +32,6 @@ CREDIT_ACCOUNTS = sa.table(
     "credit_accounts", sa.column("credit_account_id", sa.Uuid), sa.column("customer_id", sa.Uuid)
 )
 PAGE_SIZE = 20
-TIER_EVENT = "pricing.loyalty.tier_changed"
 # The credit account's audited transitions staff follow on the customer (charges and payments
 # are the credit panel's own list).
 CREDIT_ACTIONS = (

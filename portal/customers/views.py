@@ -71,6 +71,7 @@ EXPORT_COLUMNS = [
     ("loyalty_tier", "Nivel"),
     ("created_at", "Creado"),
     ("last_purchase_at", "Última compra"),
+    ("company_name", "Razón social"),  # last: files read by column position keep working
 ]
 
 
@@ -203,6 +204,9 @@ def duplicates():
     args = request.args
     keys = contact_keys(email=args.get("email"), phone=args.get("phone"))
     data = {
+        "company_name": (args.get("company_name") or "").strip()[:255]
+        if args.get("customer_type") == "b2b"
+        else "",
         "first_name": (args.get("first_name") or "").strip()[:100],
         "last_name": (args.get("last_name") or "").strip()[:100],
         "email": keys["email"],
