@@ -263,6 +263,7 @@ class NoteForm(FlaskForm):
             no_control_characters_multiline,
         ],
         filters=[strip_field],
+        id="note_body",
     )
 
 
