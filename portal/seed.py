@@ -161,6 +161,7 @@ TIERS = ["bronze"] * 6 + ["silver"] * 3 + ["gold"] * 2 + ["platinum"]
 CUSTOMER_COLUMNS = [
     "customer_id",
     "customer_type",
+    "company_name",
     "first_name",
     "last_name",
     "email",
@@ -203,8 +204,8 @@ def customer_rows(
         is_company = rng.random() < 0.08
         first = rng.choice(FIRST_NAMES)
         last = rng.choice(LAST_NAMES) + ("" if rng.random() < 0.5 else " " + rng.choice(LAST_NAMES))
+        company = f"{rng.choice(COMPANIES)}, S.A." if is_company else None  # first/last: contact
         if is_company:
-            first, last = rng.choice(COMPANIES), "S.A."
             document_type, document = "ruc", f"{155600 + index}-1-{2024 + index % 3}"
         else:
             document_type = "cedula"
@@ -214,9 +215,10 @@ def customer_rows(
         yield (
             uuid.UUID(int=rng.getrandbits(128) | (4 << 76)),
             "b2b" if is_company else "b2c",
+            company,
             first,
             last,
-            ".".join(filter(None, [_email_word(first), _email_word(last), str(index)]))
+            ".".join(filter(None, [_email_word(company or first), _email_word(last), str(index)]))
             + f"@{email_domain}",
             f"+5076{index % 10_000_000:07d}",
             document_type,
@@ -330,6 +332,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
     from portal.demo.collections import collections_seed
     from portal.demo.credit import credit_seed
     from portal.demo.events import events_seed
+    from portal.demo.notes import notes_seed
     from portal.segments.services import segments_recompute
 
     if current_app.config["ENV_NAME"] == "production":
@@ -353,6 +356,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
             events_seed(organization_id=organization_id, seed=seed, today=today)
             credit_seed(organization_id=organization_id, seed=seed, today=today)
             collections_seed(organization_id=organization_id, seed=seed, today=today)
+            notes_seed(organization_id=organization_id, seed=seed)
             with organization_scope(organization_id):
                 segments_recompute(today=today)  # the segments page is populated on first visit
                 db.session.commit()

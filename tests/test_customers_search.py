@@ -45,8 +45,9 @@ def people(org_a, org_b):
         ),
         "empresa": factories.customer_create(
             a,
-            first_name="Ferretería El Istmo",
-            last_name="S.A.",
+            company_name="Ferretería El Istmo, S.A.",
+            first_name="Pedro",
+            last_name="Ábrego",
             customer_type="b2b",
             email="compras@istmo.pa",
             phone="+5072345678",

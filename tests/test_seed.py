@@ -167,7 +167,7 @@ def test_every_seeded_customer_passes_the_customer_form(seeded):
 
 
 def _every_seeded_customer_passes_the_customer_form(seeded, organization_id):
-    fields = ["customer_type", "first_name", "last_name", "email", "phone"]
+    fields = ["customer_type", "company_name", "first_name", "last_name", "email", "phone"]
     fields += ["document_type", "document_number", "birth_date", "gender", "preferred_language"]
     seeded.config["WTF_CSRF_ENABLED"] = False
     with seeded.test_request_context(), organization_scope(organization_id):
@@ -229,3 +229,24 @@ def test_the_demo_api_key_that_make_run_prints_finds_a_demo_customer(seeded):
     )
     assert response.status_code == 200, response.text
     assert response.json["phone"] == "+50760000001"
+
+
+def test_the_demo_has_companies_with_legal_names_and_customers_with_notes(seeded):
+    with seeded.app_context():
+        for organization_id in ORGANIZATIONS:
+            companies = _scalars(
+                organization_id, "SELECT full_name FROM customers WHERE customer_type = 'b2b'"
+            )
+            assert companies and all(name.endswith(", S.A.") for name in companies)
+            noted = _scalars(organization_id, "SELECT DISTINCT customer_id FROM customer_notes")
+            assert len(noted) >= 6
+        (customer_id,) = _scalars(
+            DEMO_ORG_ID,
+            "SELECT n.customer_id FROM customer_notes n JOIN customers c USING (customer_id)"
+            " WHERE c.customer_type = 'b2b' ORDER BY n.created_at LIMIT 1",
+        )
+        db.session.remove()
+    client = PortalClient(seeded.test_client())
+    client.login("sucursal@demo.pa", DEMO_PASSWORD)
+    page = client.get(f"/customers/{customer_id}").text
+    assert "Persona de contacto" in page and 'class="note-body"' in page

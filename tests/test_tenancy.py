@@ -71,6 +71,14 @@ ROWS = {
         "organization_id, promise_id, credit_account_id, contact_id, amount, promised_on, due_on",
         ":org, gen_random_uuid(), :account, :contact, 10, current_date, current_date",
     ),
+    "customer_notes": (
+        "organization_id, customer_id, body",
+        ":org, :customer, 'Llamó para confirmar la dirección'",
+    ),
+    "customer_segment_changes": (
+        "organization_id, customer_id, previous_segment, segment",
+        ":org, :customer, 'new', 'loyal'",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -99,6 +107,8 @@ TOUCH = {
     "collection_assignments": "assigned_at = assigned_at",
     "collection_contacts": "note = note",  # append-only: no UPDATE or DELETE at all
     "collection_promises": "state = state",
+    "customer_notes": "body = body",  # append-only
+    "customer_segment_changes": "segment = segment",  # append-only
 }
 TENANT_TABLES = sorted(TOUCH)
 

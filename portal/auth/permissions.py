@@ -12,6 +12,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "account.use": EVERYONE,  # one's own home page, password and logout
     "customers.view": EVERYONE,
     "customers.edit": ("branch_staff", "credit_staff"),
+    "customers.note": ("branch_staff", "credit_staff", "credit_approver"),  # timeline notes
     "customers.export": ("credit_staff", "credit_approver", "org_admin"),
     "credit.view": EVERYONE,
     "credit.request": ("branch_staff", "credit_staff"),

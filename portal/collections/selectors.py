@@ -107,7 +107,7 @@ def _worklist_statement(filters: WorklistFilters, today: date, *, after: bool) -
             ) AS lp ON true
             WHERE {" AND ".join(_conditions(filters))}
         )
-        SELECT listed.*, c.first_name || ' ' || c.last_name AS name, c.phone,
+        SELECT listed.*, c.full_name AS name, c.phone,
                s.full_name AS collector_name,
                (SELECT min(u.due_date) FROM credit_usages u
                 WHERE u.credit_account_id = listed.credit_account_id

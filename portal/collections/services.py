@@ -35,7 +35,7 @@ class CollectionsError(ValueError):
 def account_customer_name(account_id: uuid.UUID) -> str | None:
     """The name of the account's customer (None: no such account in this organization)."""
     return db.session.scalar(
-        sa.select(Customer.first_name + " " + Customer.last_name)
+        sa.select(Customer.full_name)
         .join(CreditAccount, CreditAccount.customer_id == Customer.customer_id)
         .where(CreditAccount.credit_account_id == account_id)
     )
@@ -58,7 +58,7 @@ def assignment_set(
     accounts = db.session.execute(
         sa.select(
             CreditAccount.credit_account_id,
-            Customer.first_name + " " + Customer.last_name,
+            Customer.full_name,
             CollectionAssignment.collector_id,
         )
         .join(Customer, Customer.customer_id == CreditAccount.customer_id)

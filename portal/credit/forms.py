@@ -36,13 +36,13 @@ from portal.validation import (
 TERM_MESSAGE = "Plazo entre 1 y 365 días."
 
 
-def _reason(label: str, *, required: bool = True, maximum: int = 1000):
+def _reason(label: str, *, required: bool = True, maximum: int = 1000, id: str | None = None):
     validators = [
         DataRequired(f"Indique {label.lower()}.") if required else Optional(),
         Length(min=3 if required else 0, max=maximum, message=f"Entre 3 y {maximum} caracteres."),
         no_control_characters_multiline,
     ]
-    return TextAreaField(label, validators=validators, filters=[strip_field, empty_to_none])
+    return TextAreaField(label, validators=validators, filters=[strip_field, empty_to_none], id=id)
 
 
 def _uuid(value):
@@ -150,7 +150,8 @@ class SuspendForm(FlaskForm):
 class ReactivateForm(FlaskForm):
     """Reactivation notes."""
 
-    approval_notes = _reason("Notas de reactivación")
+    # Shown beside the limit form on a suspended account: its own id (same field name).
+    approval_notes = _reason("Notas de reactivación", id="reactivation_notes")
 
 
 class LimitForm(FlaskForm):
@@ -159,7 +160,7 @@ class LimitForm(FlaskForm):
     credit_limit = MoneyField(
         "Nuevo límite, menor (US$)", validators=[InputRequired("Indique el límite.")]
     )
-    approval_notes = _reason("Motivo del cambio")
+    approval_notes = _reason("Motivo del cambio", id="limit_notes")
 
 
 class CloseForm(FlaskForm):

@@ -24,6 +24,23 @@ LABELS = {
         "payment_reversed": "Pago revertido",
         "write_off": "Castigo",
     },
+    # The account's transitions, as the customer's timeline names them.
+    "audit_action": {
+        "credit.requested": "Crédito solicitado",
+        "credit.approved": "Crédito aprobado",
+        "credit.rejected": "Solicitud de crédito rechazada",
+        "credit.suspended": "Crédito suspendido",
+        "credit.reactivated": "Crédito reactivado",
+        "credit.limit_changed": "Límite de crédito reducido",
+        "credit.closed": "Cuenta de crédito cerrada",
+        "credit.increase_requested": "Aumento de límite solicitado",
+        "credit.increase_approved": "Aumento de límite aprobado",
+        "credit.increase_rejected": "Aumento de límite rechazado",
+        "credit.write_off_requested": "Castigo de saldo solicitado",
+        "credit.write_off_approved": "Saldo castigado",
+        "credit.write_off_rejected": "Castigo de saldo rechazado",
+        "credit.payment_reversed": "Pago revertido",
+    },
 }
 
 

@@ -164,7 +164,7 @@ def _accounts_statement(
             ORDER BY {key} DESC, credit_account_id DESC
             {"LIMIT :limit" if limit else ""}
         )
-        SELECT listed.*, c.customer_id, c.first_name || ' ' || c.last_name AS name
+        SELECT listed.*, c.customer_id, c.full_name AS name
         FROM listed
         JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
         JOIN customers c ON c.customer_id = a.customer_id

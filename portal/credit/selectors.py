@@ -77,7 +77,7 @@ def request_latest(account_id: uuid.UUID) -> RequestView | None:
 def requests_of(requester_id: uuid.UUID, *, limit: int = 100) -> list[RequestView]:
     """A requester's requests, newest first, with the customer and the decision."""
     return _request_views(
-        _requests_with_names(Customer.first_name + " " + Customer.last_name, Customer.customer_id)
+        _requests_with_names(Customer.full_name, Customer.customer_id)
         .join(CreditAccount, CreditAccount.credit_account_id == CreditRequest.credit_account_id)
         .join(Customer, Customer.customer_id == CreditAccount.customer_id)
         .where(CreditRequest.requested_by == requester_id)
@@ -159,7 +159,7 @@ _QUEUE = """
            r.requested_term_days, r.requested_at, r.reason, r.requested_by,
            requester.full_name AS requester_name,
            a.credit_account_id, a.credit_limit, a.payment_term_days, a.credit_used AS exposure,
-           c.customer_id, c.first_name || ' ' || c.last_name AS customer_name, c.loyalty_tier,
+           c.customer_id, c.full_name AS customer_name, c.loyalty_tier,
            c.customer_type, s.segment_code, s.lifetime_value,
            coalesce(h.settled, 0) AS settled, coalesce(h.on_time, 0) AS on_time,
            h.late_12m, h.worst_late, coalesce(h.overdue, 0) AS overdue

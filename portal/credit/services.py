@@ -405,7 +405,7 @@ def credit_decide_many(
 
 def _request_customer_name(request_id: uuid.UUID) -> str:
     return db.session.scalar(
-        sa.select(Customer.first_name + " " + Customer.last_name)
+        sa.select(Customer.full_name)
         .join(CreditAccount, CreditAccount.customer_id == Customer.customer_id)
         .join(CreditRequest, CreditRequest.credit_account_id == CreditAccount.credit_account_id)
         .where(CreditRequest.credit_request_id == request_id)

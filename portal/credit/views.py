@@ -70,11 +70,12 @@ from portal.credit.services import (
     usage_get,
 )
 from portal.csv_export import csv_response
+from portal.customers.selectors import address_for_billing
 from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.documents import pdf_response
 from portal.htmx import INVALID, done, is_htmx, refused, render
-from portal.settings.services import organization_settings_get
+from portal.settings.services import organization_letterhead, organization_settings_get
 from portal.validation import choices, errors_text, form_error
 
 FILTERS = ("sort", "kind", "min_amount", "max_amount", "requester")
@@ -615,10 +616,15 @@ def statement(account_id: uuid.UUID):
             ["Fecha", "Detalle", "Cargo", "Abono", "Saldo"],
             rows,
         )
+    organization_name, organization_address = organization_letterhead()
     return render(
         "credit/statement.html",
         account=account,
         customer=customer_get(account.customer_id),
+        billing_address=address_for_billing(account.customer_id),
+        organization_name=organization_name,
+        organization_address=organization_address,
+        issued_on=clock.today(),
         form=form,
         opening=opening,
         lines=lines,

@@ -26,6 +26,7 @@ from portal.customers.models import (
     GENDERS,
     LANGUAGES,
     LOYALTY_TIERS,
+    TIMELINE_KINDS,
 )
 from portal.segments.models import SEGMENTS
 from portal.validation import (
@@ -42,8 +43,18 @@ from portal.validation import (
 # Panamanian cédula: province 1-13, or E (foreigner), N (naturalised), PE (born abroad),
 # optional AV/PI for the old registers, then book and entry: e.g. 8-123-4567, E-8-12345.
 CEDULA = re.compile(r"^(?:(?:[1-9]|1[0-3])(?:AV|PI)?|E|N|PE)-\d{1,4}-\d{1,6}$")
-# RUC: a cédula-like number for people, or register-book-entry for companies (155600-1-2024).
-RUC = re.compile(r"^(?:[0-9A-Z]{1,10}-){2,3}[0-9A-Z]{1,10}$")
+# RUC: a cédula-like number for people, or register-book-entry for companies (155600-1-2024),
+# optionally followed by its two check digits (the DGI's "DV"): 155600-1-2024 DV 45.
+RUC = re.compile(
+    r"^(?P<ruc>(?:[0-9A-Z]{1,10}-){2,3}(?:(?!D\.?V)[0-9A-Z]){1,10})"
+    r"(?:D\.?V\.?(?P<dv>[0-9]{1,2}))?$"
+)
+# A legal person's RUC (register-book-entry, all digits) whose check digits can be verified: the
+# registers below 50,000 (older registers) map their digits through a DGI cross-reference table
+# this portal does not hold, and people's RUCs encode their cédula with letter codes; those are
+# checked for their format only.
+LEGAL_RUC = re.compile(r"^(?P<register>[0-9]{3,10})-(?P<book>[0-9]{1,4})-(?P<entry>[0-9]{1,6})$")
+OLDEST_VERIFIABLE_REGISTER = 50_000
 PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
 DOCUMENT_RULES = {
     "cedula": (CEDULA, "Cédula con formato provincia-tomo-asiento, por ejemplo 8-123-4567."),
@@ -51,6 +62,7 @@ DOCUMENT_RULES = {
     "passport": (PASSPORT, "Pasaporte de 5 a 20 letras o números, sin espacios."),
 }
 MAX_TAGS = 20
+PERSON_ONLY = ("birth_date", "gender")  # a company has neither
 NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
 COUNTRIES = sorted(
     (
@@ -60,6 +72,26 @@ COUNTRIES = sorted(
     ),
     key=lambda item: unicodedata.normalize("NFKD", item[1]),
 )
+
+
+def _modulo_11(digits: str) -> str:
+    """One DGI check digit: weights 2, 3, 4… from the right, 11 minus the remainder (0 or 1: 0)."""
+    remainder = sum(int(digit) * weight for weight, digit in enumerate(reversed(digits), 2)) % 11
+    return str(11 - remainder) if remainder > 1 else "0"
+
+
+def ruc_check_digits(ruc: str) -> str | None:
+    """The two check digits (DV) of a legal person's RUC, or None when it cannot be verified.
+
+    The register, book and entry are padded to 10, 4 and 6 digits; the first digit is computed
+    over those 20 digits, the second over the 20 digits followed by the first.
+    """
+    match = LEGAL_RUC.fullmatch(ruc)
+    if match is None or int(match["register"]) < OLDEST_VERIFIABLE_REGISTER:
+        return None
+    digits = match["register"].zfill(10) + match["book"].zfill(4) + match["entry"].zfill(6)
+    first = _modulo_11(digits)
+    return first + _modulo_11(digits + first)
 
 
 def _single_line(label: str, max_length: int, *, required: bool = False):
@@ -104,6 +136,7 @@ class CustomerForm(FlaskForm):
     """Every editable customer field; loyalty tier comes from Pricing and is not editable."""
 
     customer_type = SelectField("Tipo de cliente", choices=choices(CUSTOMER_TYPES), default="b2c")
+    company_name = _single_line("Razón social", 255)
     first_name = _single_line("Nombre", 100, required=True)
     last_name = _single_line("Apellido", 100, required=True)
     email = EmailField(
@@ -147,8 +180,17 @@ class CustomerForm(FlaskForm):
     version_id = HiddenField()
 
     def validate(self, extra_validators=None) -> bool:
-        """Field rules, then the type/number pair (Optional() skips the number when empty)."""
-        valid = super().validate(extra_validators)
+        """Field rules, a company's legal name (and no birth date or gender), then the
+        document's type/number pair (Optional() skips the number when empty)."""
+        super().validate(extra_validators)
+        if self.customer_type.data == "b2b":
+            for name in PERSON_ONLY:  # not asked of a company: ignored if sent
+                self[name].data, self[name].errors = None, []
+            if not self.company_name.data:
+                self.company_name.errors.append("Ingrese la razón social de la empresa.")
+        else:
+            self.company_name.data = None
+        valid = not any(field.errors for field in self)
         kind, number = self.document_type.data, self.document_number.data
         if valid and bool(kind) != bool(number):
             self.document_number.errors.append(
@@ -161,8 +203,15 @@ class CustomerForm(FlaskForm):
         kind, number = self.document_type.data, field.data
         if kind in DOCUMENT_RULES:
             pattern, message = DOCUMENT_RULES[kind]
-            if not pattern.fullmatch(number):
+            match = pattern.fullmatch(number)
+            if not match:
                 raise ValidationError(message)
+            if kind == "ruc" and match["dv"]:
+                expected = ruc_check_digits(match["ruc"])
+                if expected is not None and match["dv"].zfill(2) != expected:
+                    raise ValidationError(
+                        "El dígito verificador (DV) no corresponde a este RUC: revíselo."
+                    )
 
     def validate_birth_date(self, field):
         if field.data and field.data > date.today():
@@ -201,6 +250,37 @@ class StatusForm(FlaskForm):
         filters=[strip_field],
     )
     version_id = HiddenField()
+
+
+class NoteForm(FlaskForm):
+    """A staff note on the customer's timeline."""
+
+    body = TextAreaField(
+        "Nota",
+        validators=[
+            DataRequired("Escriba la nota."),
+            Length(max=2000, message="Máximo 2000 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[strip_field],
+        id="note_body",
+    )
+
+
+class TimelineForm(FlaskForm):
+    """The timeline's kind filter and page (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField(
+        "Mostrar",
+        choices=[SelectChoice("", "Toda la actividad"), *choices(TIMELINE_KINDS)],
+        filters=[empty_to_none],
+        validate_choice=False,
+        validators=[Optional(), _in(TIMELINE_KINDS)],
+    )
+    after = StringField(filters=[empty_to_none])
 
 
 class AddressForm(FlaskForm):

@@ -8,6 +8,7 @@ from portal.customers.models import (
     GENDERS,
     LANGUAGES,
     LOYALTY_TIERS,
+    TIMELINE_KINDS,
 )
 
 LABELS = {
@@ -25,5 +26,39 @@ LABELS = {
         "address.created": "Dirección agregada",
         "address.updated": "Dirección actualizada",
         "address.deactivated": "Dirección desactivada",
+        "customer.note_added": "Nota agregada",
+    },
+    "timeline_kind": TIMELINE_KINDS,
+    # The audited fields of a customer and of an address, as the timeline names them.
+    "customer_field": {
+        "customer_type": "Tipo de cliente",
+        "company_name": "Razón social",
+        "first_name": "Nombre",
+        "last_name": "Apellido",
+        "email": "Correo",
+        "phone": "Teléfono",
+        "document_type": "Tipo de documento",
+        "document_number": "Número de documento",
+        "birth_date": "Fecha de nacimiento",
+        "gender": "Género",
+        "preferred_language": "Idioma preferido",
+        "marketing_consent": "Acepta mercadeo",
+        "tags": "Etiquetas",
+        "notes": "Notas",
+        "status": "Estado",
+        "status_reason": "Motivo del estado",
+    },
+    "address_field": {
+        "address_type": "tipo",
+        "recipient_name": "destinatario",
+        "address_line1": "línea 1",
+        "address_line2": "línea 2",
+        "city": "ciudad",
+        "state": "provincia",
+        "postal_code": "código postal",
+        "country": "país",
+        "phone": "teléfono",
+        "is_default": "predeterminada",
+        "is_active": "activa",
     },
 }

@@ -24,6 +24,9 @@ GENDERS = {
 LANGUAGES = {"es": "Español", "en": "Inglés"}
 
 
+# customers.full_name, a generated column (migration 0021_timeline).
+FULL_NAME = "coalesce(company_name, first_name || ' ' || last_name)"
+
 # The per-organization unique constraints: the column each guards and its Spanish name.
 UNIQUE_FIELDS = {
     "unique_org_email": ("email", "correo"),
@@ -41,6 +44,8 @@ class Customer(TenantMixin, db.Model):
     customer_type: Mapped[str] = mapped_column(sa.String(20), default="b2c")
     first_name: Mapped[str] = mapped_column(sa.String(100))
     last_name: Mapped[str] = mapped_column(sa.String(100))
+    # A company's legal name (b2b, required there); first and last name are then its contact.
+    company_name: Mapped[str | None] = mapped_column(sa.String(255))
     email: Mapped[str | None] = mapped_column(sa.String(255))
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     document_type: Mapped[str | None] = mapped_column(sa.String(20))
@@ -72,6 +77,8 @@ class Customer(TenantMixin, db.Model):
             "upper(regexp_replace(coalesce(document_number, ''), '[^0-9A-Za-z]', '', 'g'))"
         ),
     )
+    # The name staff read, in Python and in SQL alike: the company's, or the person's.
+    full_name: Mapped[str] = mapped_column(sa.Text, sa.Computed(FULL_NAME))
     activity_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True),
         sa.Computed("greatest(created_at, updated_at, last_purchase_at)"),
@@ -81,8 +88,8 @@ class Customer(TenantMixin, db.Model):
     __mapper_args__ = {"version_id_col": version_id}
 
     @property
-    def full_name(self) -> str:
-        """First and last name as staff read them."""
+    def contact_name(self) -> str:
+        """The person behind the customer: the contact of a company, or the customer."""
         return f"{self.first_name} {self.last_name}"
 
 
@@ -106,3 +113,25 @@ class Address(TenantMixin, db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
+
+
+# The kinds of the customer's activity timeline, in its filter's order.
+TIMELINE_KINDS = {
+    "change": "Cambios de datos",
+    "credit": "Crédito",
+    "tier": "Nivel de lealtad",
+    "segment": "Segmento",
+    "note": "Notas",
+}
+
+
+class CustomerNote(TenantMixin, db.Model):
+    """A staff note on a customer: append-only (the app role may only insert and read)."""
+
+    __tablename__ = "customer_notes"
+
+    note_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = created_at()

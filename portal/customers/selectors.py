@@ -12,8 +12,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from portal.audit import AuditEntry
 from portal.customers.models import UNIQUE_FIELDS, Address, Customer
+from portal.customers.timeline import TimelinePage, timeline_page
 from portal.extensions import db
 from portal.segments.models import CustomerSegment
 from portal.validation import normalize_phone
@@ -25,12 +25,12 @@ class CustomerPage:
 
     customer: Customer
     segment: CustomerSegment | None
-    timeline: list[AuditEntry]
+    timeline: TimelinePage
     addresses: list[Address]
 
 
 def customer_page(customer_id: uuid.UUID) -> CustomerPage | None:
-    """The customer with its segment, change history and addresses (three statements)."""
+    """The customer with its segment, activity timeline and addresses (three statements)."""
     row = db.session.execute(
         sa.select(Customer, CustomerSegment)
         .outerjoin(CustomerSegment, CustomerSegment.customer_id == Customer.customer_id)
@@ -42,33 +42,8 @@ def customer_page(customer_id: uuid.UUID) -> CustomerPage | None:
     return CustomerPage(
         customer=customer,
         segment=segment,
-        timeline=customer_timeline(customer_id),
+        timeline=timeline_page(customer_id),
         addresses=address_list(customer_id),
-    )
-
-
-def customer_timeline(customer_id: uuid.UUID, *, limit: int = 30) -> list[AuditEntry]:
-    """Audited changes to the customer and its addresses, newest first."""
-    address_ids = sa.select(sa.cast(Address.address_id, sa.String)).where(
-        Address.customer_id == customer_id
-    )
-    return list(
-        db.session.scalars(
-            sa.select(AuditEntry)
-            .where(
-                sa.or_(
-                    sa.and_(
-                        AuditEntry.entity_type == "customer",
-                        AuditEntry.entity_id == str(customer_id),
-                    ),
-                    sa.and_(
-                        AuditEntry.entity_type == "address", AuditEntry.entity_id.in_(address_ids)
-                    ),
-                )
-            )
-            .order_by(AuditEntry.audit_id.desc())
-            .limit(limit)
-        )
     )
 
 
@@ -80,6 +55,20 @@ def address_list(customer_id: uuid.UUID) -> list[Address]:
             .where(Address.customer_id == customer_id)
             .order_by(Address.is_active.desc(), Address.is_default.desc(), Address.created_at)
         )
+    )
+
+
+def address_for_billing(customer_id: uuid.UUID) -> Address | None:
+    """Where a customer's statements go: an active billing address, else the default one."""
+    return db.session.scalar(
+        sa.select(Address)
+        .where(Address.customer_id == customer_id, Address.is_active.is_(True))
+        .order_by(
+            Address.address_type.in_(("billing", "both")).desc(),
+            Address.is_default.desc(),
+            Address.created_at,
+        )
+        .limit(1)
     )
 
 
@@ -292,7 +281,10 @@ def customer_duplicates(
                 sa.select(Customer).where(getattr(Customer, field) == data[field]).limit(limit)
             ):
                 found.setdefault(customer.customer_id, (customer, f"mismo {label}"))
-    name = f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
+    name = (
+        data.get("company_name")
+        or f"{data.get('first_name') or ''} {data.get('last_name') or ''}".strip()
+    )
     if len(name) >= 5:
         similar = _customers_matching(SearchFilters(query=name), limit=limit)
         for customer, rank in db.session.execute(similar):

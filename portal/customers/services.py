@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import Actor, audit_record
-from portal.customers.models import UNIQUE_FIELDS, Address, Customer
+from portal.customers.models import UNIQUE_FIELDS, Address, Customer, CustomerNote
 from portal.customers.selectors import SearchFilters, customer_match_count
 from portal.extensions import db
 from portal.transaction import atomic
@@ -20,6 +20,7 @@ from portal.webhooks.services import outbox_publish
 
 AUDITED_FIELDS = (
     "customer_type",
+    "company_name",
     "first_name",
     "last_name",
     "email",
@@ -230,6 +231,26 @@ def customer_set_status(
     )
     _publish_updated(customer, {"status": status, "status_reason": reason})
     return customer
+
+
+@atomic
+def customer_note_add(*, customer_id: uuid.UUID, body: str, actor: Actor) -> CustomerNote:
+    """Add a staff note to a customer (notes are never edited or deleted); audited."""
+    if customer_get(customer_id) is None:
+        raise LookupError(customer_id)
+    note = CustomerNote(
+        customer_id=customer_id, body=body, created_by=getattr(actor, "staff_user_id", None)
+    )
+    db.session.add(note)
+    db.session.flush()
+    audit_record(
+        action="customer.note_added",
+        entity_type="customer_note",
+        entity_id=note.note_id,
+        after={"customer_id": customer_id, "body": body},
+        actor=actor,
+    )
+    return note
 
 
 def address_get(customer_id: uuid.UUID, address_id: uuid.UUID) -> Address | None:

@@ -17,7 +17,14 @@ from flask_login import current_user
 from portal.auth.permissions import permission_required
 from portal.csv_export import csv_response
 from portal.customers import bp
-from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
+from portal.customers.forms import (
+    AddressForm,
+    CustomerForm,
+    NoteForm,
+    SearchForm,
+    StatusForm,
+    TimelineForm,
+)
 from portal.customers.selectors import (
     SearchFilters,
     address_list,
@@ -38,9 +45,11 @@ from portal.customers.services import (
     customer_create,
     customer_export_start,
     customer_get,
+    customer_note_add,
     customer_set_status,
     customer_update,
 )
+from portal.customers.timeline import timeline_page
 from portal.db import keep_scope
 from portal.errors import error_response
 from portal.extensions import limiter
@@ -62,6 +71,7 @@ EXPORT_COLUMNS = [
     ("loyalty_tier", "Nivel"),
     ("created_at", "Creado"),
     ("last_purchase_at", "Última compra"),
+    ("company_name", "Razón social"),  # last: files read by column position keep working
 ]
 
 
@@ -194,6 +204,9 @@ def duplicates():
     args = request.args
     keys = contact_keys(email=args.get("email"), phone=args.get("phone"))
     data = {
+        "company_name": (args.get("company_name") or "").strip()[:255]
+        if args.get("customer_type") == "b2b"
+        else "",
         "first_name": (args.get("first_name") or "").strip()[:100],
         "last_name": (args.get("last_name") or "").strip()[:100],
         "email": keys["email"],
@@ -225,6 +238,63 @@ def detail(customer_id: uuid.UUID):
         timeline=page.timeline,
         addresses=page.addresses,
         status_form=StatusForm(status=customer.status, version_id=customer.version_id),
+        note_form=NoteForm(),
+        timeline_form=TimelineForm(formdata=None),
+    )
+
+
+@bp.get("/<uuid:customer_id>/timeline")
+@permission_required("customers.view")
+def timeline(customer_id: uuid.UUID):
+    """The activity timeline, filtered by kind and paged; htmx gets the panel or the next items."""
+    customer = _customer_or_404(customer_id)
+    form = TimelineForm(request.args)
+    if not form.validate():
+        abort(400)
+    try:
+        page = timeline_page(customer_id, kind=form.kind.data, cursor=form.after.data)
+    except ValueError:
+        abort(400)
+    partial = "customers/_timeline_items.html" if form.after.data else "customers/_timeline.html"
+    return render(
+        "customers/timeline.html",
+        partial,
+        customer=customer,
+        timeline=page,
+        timeline_form=form,
+        note_form=NoteForm(),
+    )
+
+
+@bp.post("/<uuid:customer_id>/notes")
+@permission_required("customers.note")
+def note_add(customer_id: uuid.UUID):
+    """Add a note to the timeline (htmx: the refreshed panel; a browser: back to the page)."""
+    customer = _customer_or_404(customer_id)
+    form = NoteForm()
+    page = url_for("customers.detail", customer_id=customer_id, _anchor="timeline-card")
+
+    def panel(note_form=None) -> dict:
+        return {
+            "customer": customer,
+            "timeline": timeline_page(customer_id),
+            "timeline_form": TimelineForm(formdata=None),
+            "note_form": note_form or NoteForm(formdata=None),
+        }
+
+    if not form.validate_on_submit():
+        return refused(
+            errors_text(form),
+            redirect_to=page,
+            partial="customers/_timeline.html",
+            context=lambda: panel(form),
+        )
+    customer_note_add(customer_id=customer_id, body=form.body.data, actor=current_user)
+    return done(
+        f"Nota agregada a {customer.full_name}.",
+        redirect_to=page,
+        partial="customers/_timeline.html",
+        context=panel,
     )
 
 

@@ -15,18 +15,13 @@ import sqlalchemy as sa
 
 from portal.auth.models import Organization
 from portal.db import organization_scope
-from portal.events.models import InboxEvent
+from portal.events.models import EVENT_TYPES, InboxEvent
 from portal.extensions import db
 from portal.tasks import enqueue_scoped
 from portal.transaction import atomic
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = {
-    "pricing.loyalty.tier_changed",
-    "orders.order.completed",
-    "orders.order.cancelled",
-}
 MAX_EVENTS = 1000
 MAX_SKEW_SECONDS = 300
 MAX_DEPTH = 12

@@ -15,11 +15,11 @@ from portal.audit import SYSTEM_ACTOR
 from portal.credit.services import usages_cancel_for_orders
 from portal.customers.models import LOYALTY_TIERS
 from portal.db import current_organization_id
+from portal.events.models import TIER_EVENT
 from portal.extensions import db
 from portal.tasks import enqueue_scoped
 
 log = logging.getLogger(__name__)
-TIER_EVENT = "pricing.loyalty.tier_changed"
 CANCELLED_EVENT = "orders.order.cancelled"
 ORDER_EVENTS = {"orders.order.completed": "completed", CANCELLED_EVENT: "cancelled"}
 

@@ -12,6 +12,13 @@ from portal.extensions import db
 from portal.models import TenantMixin
 
 INBOX_STATUSES = {"received": "Recibido", "processed": "Procesado", "dead": "Fallido"}
+TIER_EVENT = "pricing.loyalty.tier_changed"
+# The event types ingestion accepts and the worker applies.
+EVENT_TYPES = {
+    TIER_EVENT: "Cambio de nivel de lealtad",
+    "orders.order.completed": "Orden completada",
+    "orders.order.cancelled": "Orden cancelada",
+}
 
 
 class InboxEvent(TenantMixin, db.Model):

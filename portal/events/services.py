@@ -1,4 +1,4 @@
-"""The event inbox as org admins see it (counts, dead letters, retries) and signing keys."""
+"""The event inbox's actions (retries of dead letters) and the signing keys."""
 
 import secrets
 import uuid
@@ -10,22 +10,6 @@ from portal.db import current_organization_id
 from portal.events.models import EventKey, InboxEvent
 from portal.extensions import db
 from portal.tasks import enqueue_scoped
-
-
-def inbox_counts() -> dict[str, int]:
-    """Events per status."""
-    rows = db.session.execute(
-        sa.select(InboxEvent.status, sa.func.count()).group_by(InboxEvent.status)
-    ).all()
-    return {"received": 0, "processed": 0, "dead": 0} | dict(rows)
-
-
-def inbox_recent(*, status: str | None = None, limit: int = 50) -> list[InboxEvent]:
-    """The latest events, optionally of one status."""
-    statement = sa.select(InboxEvent).order_by(InboxEvent.received_at.desc()).limit(limit)
-    if status:
-        statement = statement.where(InboxEvent.status == status)
-    return list(db.session.scalars(statement))
 
 
 def inbox_retry(*, event_ids: list[uuid.UUID] | None = None, actor: Actor) -> int:

@@ -2,11 +2,12 @@
 
 import uuid
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
 
 from portal.auth.permissions import permission_required
 from portal.events import bp
+from portal.events.forms import InboxFilterForm
 from portal.events.ingest import (
     IngestError,
     body_read,
@@ -18,8 +19,10 @@ from portal.events.ingest import (
     verify_signature,
 )
 from portal.events.models import INBOX_STATUSES
-from portal.events.services import inbox_counts, inbox_recent, inbox_retry
+from portal.events.selectors import inbox_counts, inbox_recent
+from portal.events.services import inbox_retry
 from portal.extensions import csrf
+from portal.htmx import INVALID, render
 
 MAX_BODY = 1024 * 1024
 
@@ -54,15 +57,16 @@ def ingest():
 @bp.get("/events/")
 @permission_required("events.manage")
 def inbox():
-    """Counts by status, recent events and dead letters with their reasons."""
-    status = request.args.get("status") or None
-    if status is not None and status not in INBOX_STATUSES:
-        abort(400)
-    return render_template(
+    """Counts by state, the latest events (filtered by type, state and date) with their data
+    as fields, and dead letters with their reasons."""
+    form = InboxFilterForm(request.args)
+    valid = form.validate()
+    return render(
         "events/inbox.html",
+        status=200 if valid else INVALID,
+        form=form,
         counts=inbox_counts(),
-        events=inbox_recent(status=status),
-        status=status,
+        rows=inbox_recent(form.filters()) if valid else [],
         statuses=INBOX_STATUSES,
     )
 

@@ -45,3 +45,15 @@ class CustomerSegment(TenantMixin, db.Model):
     is_at_risk: Mapped[bool | None] = mapped_column(default=False)
     calculated_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
+
+
+class CustomerSegmentChange(TenantMixin, db.Model):
+    """A customer's segment before and after a recompute that changed it (append-only)."""
+
+    __tablename__ = "customer_segment_changes"
+
+    change_id: Mapped[uuid.UUID] = uuid_pk()
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    previous_segment: Mapped[str] = mapped_column(sa.String(50))
+    segment: Mapped[str] = mapped_column(sa.String(50))
+    changed_at: Mapped[datetime] = created_at()

@@ -76,24 +76,36 @@ _UPSERT = """
         is_vip = excluded.is_vip, is_at_risk = excluded.is_at_risk,
         calculated_at = excluded.calculated_at, updated_at = excluded.updated_at
 """
-_RECOMPUTE = sa.text(_SEGMENTED + _UPSERT)
-# The same, publishing customer.segment_changed for every customer whose segment changed: the
-# CTEs all read the snapshot from before the upsert, so `previous` holds the old segments.
-_RECOMPUTE_PUBLISHING = sa.text(
+# The CTEs all read the snapshot from before the upsert, so `previous` holds the old segments:
+# a customer whose segment changed gets a row in customer_segment_changes (its timeline).
+_CHANGES = (
     _SEGMENTED
     + """,
     previous AS (SELECT customer_id, segment_code FROM customer_segments),
     upserted AS ("""
     + _UPSERT
     + """ RETURNING customer_id, segment_code),
+    changes AS (
+        INSERT INTO customer_segment_changes (organization_id, customer_id, previous_segment,
+                                              segment)
+        SELECT :org, u.customer_id, p.segment_code, u.segment_code
+        FROM upserted u JOIN previous p ON p.customer_id = u.customer_id
+        WHERE p.segment_code IS DISTINCT FROM u.segment_code
+        RETURNING customer_id, previous_segment, segment
+    )"""
+)
+_RECOMPUTE = sa.text(_CHANGES + " SELECT (SELECT count(*) FROM upserted) AS written")
+# The same, also publishing customer.segment_changed for every change.
+_RECOMPUTE_PUBLISHING = sa.text(
+    _CHANGES
+    + """,
     events AS (
         INSERT INTO outbox_events (organization_id, event_type, data)
         SELECT :org, 'customer.segment_changed',
-               jsonb_build_object('customer_id', u.customer_id,
-                                  'previous_segment', p.segment_code,
-                                  'segment', u.segment_code)
-        FROM upserted u JOIN previous p ON p.customer_id = u.customer_id
-        WHERE p.segment_code IS DISTINCT FROM u.segment_code
+               jsonb_build_object('customer_id', c.customer_id,
+                                  'previous_segment', c.previous_segment,
+                                  'segment', c.segment)
+        FROM changes c
         RETURNING organization_id, event_id, event_type
     ),
     fanned AS ("""
@@ -107,12 +119,12 @@ _RECOMPUTE_PUBLISHING = sa.text(
 def segments_recompute(*, today: date | None = None) -> int:
     """Recompute every customer's segment of the current organization; returns rows written.
 
-    Changes of segment are published (customer.segment_changed) only when some subscription
-    wants them: at a million customers the comparison is not free.
+    Changes of segment are recorded for the timeline, and published (customer.segment_changed)
+    only when some subscription wants them.
     """
     parameters = {"org": current_organization_id(), "today": today or clock.today()}
     if not outbox_subscribed("customer.segment_changed"):
-        return db.session.execute(_RECOMPUTE, parameters).rowcount
+        return db.session.execute(_RECOMPUTE, parameters).scalar_one()
     written, fanned = db.session.execute(_RECOMPUTE_PUBLISHING, parameters).one()
     if fanned:
         deliveries_start_after_commit()

@@ -1,9 +1,10 @@
 """The organization settings form."""
 
 from flask_wtf import FlaskForm
-from wtforms.validators import InputRequired
+from wtforms import TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
 
-from portal.validation import MoneyField
+from portal.validation import MoneyField, empty_to_none, no_control_characters_multiline
 
 
 class OrganizationSettingsForm(FlaskForm):
@@ -15,4 +16,13 @@ class OrganizationSettingsForm(FlaskForm):
     approval_level = MoneyField(
         "Nivel de aprobación (US$)",
         validators=[InputRequired("Indique el nivel de aprobación.")],
+    )
+    address = TextAreaField(
+        "Dirección de la organización",
+        validators=[
+            Optional(),
+            Length(max=500, message="Máximo 500 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[empty_to_none],
     )

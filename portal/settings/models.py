@@ -27,5 +27,7 @@ class OrganizationSettings(TenantMixin, db.Model):
     approval_level: Mapped[Decimal] = mapped_column(
         sa.Numeric(12, 2), default=DEFAULT_APPROVAL_LEVEL
     )
+    # Printed in the header of customer statements.
+    address: Mapped[str | None] = mapped_column(sa.Text)
     updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     updated_at: Mapped[datetime | None] = updated_at()

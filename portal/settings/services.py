@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal.audit import audit_record
-from portal.auth.models import StaffUser
+from portal.auth.models import Organization, StaffUser
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.settings.models import (
@@ -16,7 +16,7 @@ from portal.settings.models import (
 )
 from portal.transaction import atomic
 
-FIELDS = ("max_credit_limit", "approval_level")
+FIELDS = ("max_credit_limit", "approval_level", "address")
 
 
 def organization_settings_get(*, lock: str | None = None) -> OrganizationSettings:
@@ -48,13 +48,14 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
 
 @atomic
 def organization_settings_update(
-    *, max_credit_limit: Decimal, approval_level: Decimal, actor: StaffUser
+    *, max_credit_limit: Decimal, approval_level: Decimal, address: str | None, actor: StaffUser
 ) -> OrganizationSettings:
     """Change the settings (org admins), audited with before and after."""
     settings = organization_settings_get(lock="update")
     before = {field: getattr(settings, field) for field in FIELDS}
     settings.max_credit_limit = max_credit_limit
     settings.approval_level = approval_level
+    settings.address = address
     settings.updated_by = actor.staff_user_id
     db.session.flush()
     audit_record(
@@ -66,3 +67,15 @@ def organization_settings_update(
         actor=actor,
     )
     return settings
+
+
+def organization_letterhead() -> tuple[str, str | None]:
+    """The current organization's name and address, for printed documents (one statement)."""
+    return db.session.execute(
+        sa.select(Organization.name, OrganizationSettings.address)
+        .outerjoin(
+            OrganizationSettings,
+            OrganizationSettings.organization_id == Organization.organization_id,
+        )
+        .where(Organization.organization_id == current_organization_id())
+    ).one()

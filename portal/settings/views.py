@@ -19,6 +19,7 @@ def edit():
         organization_settings_update(
             max_credit_limit=form.max_credit_limit.data,
             approval_level=form.approval_level.data,
+            address=form.address.data,
             actor=current_user,
         )
         return done("Configuración guardada.", redirect_to=url_for("settings.edit"))
