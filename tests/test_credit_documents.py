@@ -97,8 +97,7 @@ def test_the_receipt_pdf_has_the_same_figures(paid, login_as):
     response = login_as("credit_approver").get(f"/credit/payments/{payment_id}/receipt?format=pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert 'filename="recibo-000001.pdf"' in response.headers["Content-Disposition"]
-    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
-    text = " ".join(text.split())
+    text = _pdf_text(response)
     assert "Recibo de pago N.º 000001" in text and "Marta Quintero" in text
     assert "US$120.50" in text and "ciento veinte dólares con cincuenta centavos" in text
     assert "US$100.00" in text and "US$20.50" in text
@@ -126,3 +125,30 @@ def test_another_organizations_payment_and_bad_ids_are_not_found(paid, login_as,
 )
 def test_amounts_in_words(amount, words):
     assert amount_in_words(Decimal(amount)) == words
+
+
+def _pdf_text(response) -> str:
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    return " ".join(text.split())
+
+
+def test_the_statement_pdf_has_the_header_lines_balances_and_aging(paid, login_as):
+    _, account, _ = paid
+    client = login_as("credit_staff")
+    page = client.get(f"/credit/accounts/{account.credit_account_id}/statement")
+    assert 'id="statement-aging"' in page.text and "Descargar PDF" in page.text
+    response = client.get(f"/credit/accounts/{account.credit_account_id}/statement?format=pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = _pdf_text(response)
+    assert "Estado de cuenta" in text and "Marta Quintero" in text
+    assert "Fecha de emisión" in text and "Desde la apertura" in text
+    assert "Saldo inicial" in text and "Saldo final" in text
+    assert "US$150.00" in text and "US$120.50" in text and "US$29.50" in text
+    assert "Antigüedad de lo adeudado" in text and "Por vencer" in text
+
+
+def test_another_organizations_statement_pdf_is_not_found(paid, login_as, org_b):
+    _, account, _ = paid
+    outsider = login_as("credit_staff", org_b)
+    url = f"/credit/accounts/{account.credit_account_id}/statement?format=pdf"
+    assert outsider.get(url).status_code == 404

@@ -90,6 +90,22 @@ _ACCOUNTS_AS_OF = f"""
 """
 
 
+def account_aging(account_id: uuid.UUID, *, as_of: date) -> dict[str, Decimal]:
+    """One account's buckets and total at the end of `as_of` (today or earlier), from the
+    ledger as the statement books it."""
+    return (
+        db.session.execute(
+            sa.text(
+                f"SELECT {_SUMS} FROM ({_ACCOUNTS_AS_OF}) AS accounts"
+                " WHERE credit_account_id = :account"
+            ),
+            {"account": account_id, "today": as_of},
+        )
+        .one()
+        ._asdict()
+    )
+
+
 def _today(today: date | None) -> date:
     return today or clock.today()
 

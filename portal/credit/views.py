@@ -29,6 +29,7 @@ from portal.credit.forms import (
 )
 from portal.credit.reports import (
     AGING_BUCKETS,
+    account_aging,
     aging_page,
     aging_rows,
     aging_summary,
@@ -470,16 +471,21 @@ def receipt(payment_id: uuid.UUID):
     receipt = payment_receipt(payment_id)
     if receipt is None:
         abort(404)
-    number = f"{receipt.payment.receipt_number:06d}"
+    organization_name, organization_address = organization_letterhead()
+    context = {
+        "receipt": receipt,
+        "number": f"{receipt.payment.receipt_number:06d}",
+        "organization_name": organization_name,
+        "organization_address": organization_address,
+    }
     if request.args.get("format") == "pdf":
         return pdf_response(
             "credit/_receipt.html",
-            f"recibo-{number}.pdf",
-            title=f"Recibo de pago N.º {number}",
-            receipt=receipt,
-            number=number,
+            f"recibo-{context['number']}.pdf",
+            title=f"Recibo de pago N.º {context['number']}",
+            **context,
         )
-    return render("credit/receipt.html", receipt=receipt, number=number)
+    return render("credit/receipt.html", **context)
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
@@ -616,20 +622,30 @@ def statement(account_id: uuid.UUID):
             ["Fecha", "Detalle", "Cargo", "Abono", "Saldo"],
             rows,
         )
+    issued_on = clock.today()
     organization_name, organization_address = organization_letterhead()
-    return render(
-        "credit/statement.html",
-        account=account,
-        customer=customer_get(account.customer_id),
-        billing_address=address_for_billing(account.customer_id),
-        organization_name=organization_name,
-        organization_address=organization_address,
-        issued_on=clock.today(),
-        form=form,
-        opening=opening,
-        lines=lines,
-        closing=closing,
-    )
+    context = {
+        "account": account,
+        "customer": customer_get(account.customer_id),
+        "billing_address": address_for_billing(account.customer_id),
+        "organization_name": organization_name,
+        "organization_address": organization_address,
+        "issued_on": issued_on,
+        "form": form,
+        "opening": opening,
+        "lines": lines,
+        "closing": closing,
+        "aging_buckets": AGING_BUCKETS,
+        "aging": account_aging(account_id, as_of=min(form.end.data or issued_on, issued_on)),
+    }
+    if request.args.get("format") == "pdf":
+        return pdf_response(
+            "credit/_statement.html",
+            f"estado-de-cuenta-{issued_on.isoformat()}.pdf",
+            title=f"Estado de cuenta · {context['customer'].full_name}",
+            **context,
+        )
+    return render("credit/statement.html", **context)
 
 
 @bp.get("/aging")
