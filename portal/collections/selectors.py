@@ -1,11 +1,13 @@
 """Collections reads: the worklist (one row per account with an overdue balance), the contact
 log of an account, the collectors one may assign to.
 
-The worklist starts from each account's aging buckets as the credit reports read them
-(`aging_accounts_sql`: stored rows, or recomputed where stale), adds the last contact, the latest
-promise and the collector, and orders by priority — a broken promise not followed by a contact
-first, then a next action due today or earlier, then the rest — and amount overdue, largest
-first; paged by keyset on (priority, overdue, account id).
+The worklist reads each account's aging row (`credit_account_aging`), which also carries the
+collections state the list orders and filters by (migration 0020: collector, last contact, next
+action, open promise, broken promise, and `urgency`: 2 a broken promise not followed up, 1 a next
+action due today or earlier, 0 the rest). Order: urgency, then amount overdue, largest first;
+paged by keyset on (urgency, overdue, account id), all descending, so a page is one index range.
+When some aging row is from another day (the daily job has not run yet), those rows' buckets and
+urgency are recomputed for the day (`aging_accounts_sql`).
 """
 
 import uuid
@@ -47,14 +49,32 @@ class WorklistPage:
 
 
 def worklist_cursor_parse(cursor: str | None) -> tuple[int, Decimal, uuid.UUID] | None:
-    """The (priority, overdue, account id) a "Cargar más" link carries; ValueError if forged."""
+    """The (urgency, overdue, account id) a "Cargar más" link carries; ValueError if forged."""
     if not cursor:
         return None
     try:
-        priority, amount, account_id = cursor.split("_")
-        return int(priority), Decimal(amount), uuid.UUID(account_id)
+        urgency, amount, account_id = cursor.split("_")
+        return int(urgency), Decimal(amount), uuid.UUID(account_id)
     except (InvalidOperation, ValueError) as error:
         raise ValueError(cursor) from error
+
+
+# The aging row's collections columns, and how a row from another day recomputes each for :today.
+_STATE = {
+    name: f"g.{name}"
+    for name in (
+        "collector_id",
+        "next_action_on",
+        "last_contact_at",
+        "last_channel",
+        "last_outcome",
+        "promise_amount",
+        "promise_due_on",
+        "promise_broken",
+    )
+} | {
+    "urgency": "CASE WHEN g.promise_broken THEN 2 WHEN g.next_action_on <= :today THEN 1 ELSE 0 END"
+}
 
 
 def _conditions(filters: WorklistFilters) -> list[str]:
@@ -64,65 +84,44 @@ def _conditions(filters: WorklistFilters) -> list[str]:
             raise ValueError(filters.bucket)
         conditions.append(f"g.{filters.bucket} > 0")  # a known column name, never user text
     if filters.collector == UNASSIGNED:
-        conditions.append("asg.collector_id IS NULL")
+        conditions.append("g.collector_id IS NULL")
     elif filters.collector is not None:
-        conditions.append("asg.collector_id = :collector")
+        conditions.append("g.collector_id = :collector")
     if filters.quiet:
         conditions.append(
-            "(lc.created_at IS NULL OR "
-            f"(lc.created_at AT TIME ZONE '{clock.BUSINESS_ZONE.key}')::date <= :quiet_since)"
+            "(g.last_contact_at IS NULL OR "
+            f"(g.last_contact_at AT TIME ZONE '{clock.BUSINESS_ZONE.key}')::date <= :quiet_since)"
         )
     if filters.broken:
-        conditions.append("lp.state = 'broken' AND lc.created_at <= lp.settled_at")
+        conditions.append("g.urgency = 2")
     return conditions
 
 
 def _worklist_statement(filters: WorklistFilters, today: date, *, after: bool) -> sa.TextClause:
+    conditions = _conditions(filters)
+    if after:
+        conditions.append(
+            "(g.urgency, g.overdue, g.credit_account_id)"
+            " < (:after_urgency, :after_amount, :after_id)"
+        )
     return sa.text(
         f"""
         WITH listed AS (
-            SELECT g.*, a.customer_id, asg.collector_id,
-                   lc.channel AS last_channel, lc.outcome AS last_outcome,
-                   lc.created_at AS last_contact_at, lc.next_action_on,
-                   CASE WHEN lp.state = 'open' THEN lp.amount END AS promise_amount,
-                   CASE WHEN lp.state = 'open' THEN lp.due_on END AS promise_due_on,
-                   coalesce(lp.state = 'broken' AND lc.created_at <= lp.settled_at, false)
-                       AS promise_broken,
-                   CASE WHEN lp.state = 'broken' AND lc.created_at <= lp.settled_at THEN 0
-                        WHEN lc.next_action_on <= :today THEN 1
-                        ELSE 2 END AS priority
-            FROM ({aging_accounts_sql(today)}) AS g
-            JOIN credit_accounts a ON a.credit_account_id = g.credit_account_id
-            LEFT JOIN collection_assignments asg
-                ON asg.credit_account_id = g.credit_account_id
-            LEFT JOIN LATERAL (
-                SELECT c.channel, c.outcome, c.created_at, c.next_action_on
-                FROM collection_contacts c WHERE c.credit_account_id = g.credit_account_id
-                ORDER BY c.created_at DESC, c.contact_id DESC LIMIT 1
-            ) AS lc ON true
-            LEFT JOIN LATERAL (
-                SELECT p.state, p.amount, p.due_on, p.settled_at
-                FROM collection_promises p WHERE p.credit_account_id = g.credit_account_id
-                ORDER BY p.promised_on DESC, p.promise_id DESC LIMIT 1
-            ) AS lp ON true
-            WHERE {" AND ".join(_conditions(filters))}
+            SELECT g.* FROM ({aging_accounts_sql(today, also=_STATE)}) AS g
+            WHERE {" AND ".join(conditions)}
+            ORDER BY g.urgency DESC, g.overdue DESC, g.credit_account_id DESC
+            LIMIT :limit
         )
-        SELECT listed.*, c.first_name || ' ' || c.last_name AS name, c.phone,
+        SELECT listed.*, a.customer_id, c.first_name || ' ' || c.last_name AS name, c.phone,
                s.full_name AS collector_name,
                (SELECT min(u.due_date) FROM credit_usages u
                 WHERE u.credit_account_id = listed.credit_account_id
                   AND u.status IN ('pending', 'overdue') AND u.due_date < :today) AS oldest_due
         FROM listed
-        JOIN customers c ON c.customer_id = listed.customer_id
+        JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
+        JOIN customers c ON c.customer_id = a.customer_id
         LEFT JOIN staff_users s ON s.staff_user_id = listed.collector_id
-        {
-            "WHERE listed.priority > :after_priority OR (listed.priority = :after_priority AND "
-            "(listed.overdue, listed.credit_account_id) < (:after_amount, :after_id))"
-            if after
-            else ""
-        }
-        ORDER BY listed.priority, listed.overdue DESC, listed.credit_account_id DESC
-        LIMIT :limit
+        ORDER BY listed.urgency DESC, listed.overdue DESC, listed.credit_account_id DESC
         """
     )
 
@@ -144,14 +143,14 @@ def worklist_page(
         "limit": size + 1,
     }
     if position:
-        keys = ("after_priority", "after_amount", "after_id")
+        keys = ("after_urgency", "after_amount", "after_id")
         parameters |= dict(zip(keys, position, strict=True))
     statement = _worklist_statement(filters, today, after=position is not None)
     rows = db.session.execute(statement, parameters).all()
     if len(rows) <= size:
         return WorklistPage(rows, None)
     last = rows[size - 1]
-    return WorklistPage(rows[:size], f"{last.priority}_{last.overdue}_{last.credit_account_id}")
+    return WorklistPage(rows[:size], f"{last.urgency}_{last.overdue}_{last.credit_account_id}")
 
 
 def collectors() -> list[StaffUser]:

@@ -1,0 +1,173 @@
+"""Collections at scale and dunning.
+
+Worklist state on the aging rows: each `credit_account_aging` row also carries what the
+collections worklist orders and filters by (assigned collector, last contact and its outcome, next
+action date, open promise, broken-promise flag) and a generated `urgency` (2: a broken promise
+not yet followed up, 1: next action due on or before the row's day, 0: the rest). The function
+`collection_account_state(account)` is the one definition of that state; a BEFORE INSERT trigger
+fills it on new aging rows (ledger writes re-insert them), and statement triggers on the
+assignment, contact and promise tables refresh it on the accounts they touch. The daily job moves
+every row to the new day (`computed_on`), which recomputes `urgency`. The worklist then reads one
+index range in its order (keyset on urgency, overdue, account id, all descending) with LIMIT.
+
+Revision ID: 0020_dunning
+Revises: 0019_collections
+Create Date: 2026-12-07
+"""
+
+from alembic import op
+
+from portal.schema import in_every_organization
+
+revision = "0020_dunning"
+down_revision = "0019_collections"
+branch_labels = None
+depends_on = None
+
+STATE = (
+    ("collector_id", "UUID"),
+    ("next_action_on", "DATE"),
+    ("last_contact_at", "TIMESTAMPTZ"),
+    ("last_channel", "VARCHAR(20)"),
+    ("last_outcome", "VARCHAR(20)"),
+    ("promise_amount", "NUMERIC(12, 2)"),
+    ("promise_due_on", "DATE"),
+    ("promise_broken", "BOOLEAN"),
+)
+STATE_COLUMNS = ", ".join(name for name, _ in STATE)
+OVERDUE_BUCKETS = ("days_1_30", "days_31_60", "days_61_90", "days_90_plus")
+WORKLIST_ORDER = "urgency DESC, overdue DESC, credit_account_id DESC"
+# Which accounts a statement on a collections table touched.
+STATE_TRIGGERS = {
+    "collection_assignments": ("INSERT", "UPDATE", "DELETE"),
+    "collection_contacts": ("INSERT",),
+    "collection_promises": ("INSERT", "UPDATE"),
+}
+
+
+def _worklist_state_upgrade():
+    columns = ",\n".join(
+        f"ADD COLUMN {name} {kind}" + (" NOT NULL DEFAULT false" if kind == "BOOLEAN" else "")
+        for name, kind in STATE
+    )
+    op.execute(
+        f"""
+        ALTER TABLE credit_account_aging
+        {columns},
+        ADD COLUMN urgency SMALLINT NOT NULL GENERATED ALWAYS AS (
+            CASE WHEN promise_broken THEN 2 WHEN next_action_on <= computed_on THEN 1 ELSE 0 END
+        ) STORED
+        """
+    )
+    op.execute(
+        f"""
+        CREATE FUNCTION collection_account_state(p_account UUID)
+        RETURNS TABLE ({", ".join(f"{name} {kind}" for name, kind in STATE)})
+        LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+            SELECT asg.collector_id, lc.next_action_on, lc.created_at, lc.channel, lc.outcome,
+                   CASE WHEN lp.state = 'open' THEN lp.amount END,
+                   CASE WHEN lp.state = 'open' THEN lp.due_on END,
+                   coalesce(lp.state = 'broken' AND lc.created_at <= lp.settled_at, false)
+            FROM (SELECT 1) AS one
+            LEFT JOIN collection_assignments asg ON asg.credit_account_id = p_account
+            LEFT JOIN LATERAL (
+                SELECT c.channel, c.outcome, c.created_at, c.next_action_on
+                FROM collection_contacts c WHERE c.credit_account_id = p_account
+                ORDER BY c.created_at DESC, c.contact_id DESC LIMIT 1
+            ) AS lc ON true
+            LEFT JOIN LATERAL (
+                SELECT p.state, p.amount, p.due_on, p.settled_at
+                FROM collection_promises p WHERE p.credit_account_id = p_account
+                ORDER BY p.promised_on DESC, p.promise_id DESC LIMIT 1
+            ) AS lp ON true
+        $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE FUNCTION collection_state_refresh(p_accounts UUID[]) RETURNS VOID
+        LANGUAGE sql SET search_path = pg_catalog, public AS $$
+            UPDATE credit_account_aging g
+            SET ({STATE_COLUMNS}) = (SELECT s.* FROM collection_account_state(g.credit_account_id) s)
+            WHERE g.credit_account_id = ANY (p_accounts)
+        $$
+        """
+    )
+    assignments = ", ".join(f"NEW.{name}" for name, _ in STATE)
+    op.execute(
+        f"""
+        CREATE FUNCTION credit_aging_collection_state() RETURNS TRIGGER
+        LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+        BEGIN
+            SELECT s.* INTO {assignments}
+            FROM collection_account_state(NEW.credit_account_id) s;
+            RETURN NEW;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER credit_aging_collection_state BEFORE INSERT ON credit_account_aging "
+        "FOR EACH ROW EXECUTE FUNCTION credit_aging_collection_state()"
+    )
+    for table, events in STATE_TRIGGERS.items():
+        for event in events:
+            name = f"{table}_state_{event.lower()}"
+            changed = "OLD TABLE AS changed" if event == "DELETE" else "NEW TABLE AS changed"
+            op.execute(
+                f"""
+                CREATE FUNCTION {name}() RETURNS TRIGGER
+                LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+                BEGIN
+                    PERFORM collection_state_refresh(ARRAY(
+                        SELECT DISTINCT credit_account_id FROM changed ORDER BY 1));
+                    RETURN NULL;
+                END
+                $$
+                """
+            )
+            op.execute(
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {changed} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+            )
+    # The worklist's order, alone, by collector (NULL: unassigned), and within each bucket.
+    op.execute(
+        "CREATE INDEX idx_collection_worklist ON credit_account_aging "
+        f"(organization_id, {WORKLIST_ORDER}) WHERE overdue > 0"
+    )
+    op.execute(
+        "CREATE INDEX idx_collection_worklist_collector ON credit_account_aging "
+        f"(organization_id, collector_id, {WORKLIST_ORDER}) WHERE overdue > 0"
+    )
+    for bucket in OVERDUE_BUCKETS:
+        op.execute(
+            f"CREATE INDEX idx_collection_worklist_{bucket} ON credit_account_aging "
+            f"(organization_id, {WORKLIST_ORDER}) WHERE {bucket} > 0"
+        )
+    in_every_organization(
+        "PERFORM collection_state_refresh(ARRAY(SELECT credit_account_id "
+        "FROM credit_account_aging));"
+    )
+    op.execute("ANALYZE credit_account_aging")
+
+
+def _worklist_state_downgrade():
+    for table, events in STATE_TRIGGERS.items():
+        for event in events:
+            name = f"{table}_state_{event.lower()}"
+            op.execute(f"DROP TRIGGER {name} ON {table}")
+            op.execute(f"DROP FUNCTION {name}()")
+    op.execute("DROP TRIGGER credit_aging_collection_state ON credit_account_aging")
+    op.execute("DROP FUNCTION credit_aging_collection_state()")
+    op.execute("DROP FUNCTION collection_state_refresh(UUID[])")
+    op.execute("DROP FUNCTION collection_account_state(UUID)")
+    columns = ", ".join(f"DROP COLUMN {name}" for name in ("urgency", *STATE_COLUMNS.split(", ")))
+    op.execute(f"ALTER TABLE credit_account_aging {columns}")  # drops the worklist indexes
+
+
+def upgrade():
+    _worklist_state_upgrade()
+
+
+def downgrade():
+    _worklist_state_downgrade()
