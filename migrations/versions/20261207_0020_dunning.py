@@ -3,12 +3,14 @@
 Worklist state on the aging rows: each `credit_account_aging` row also carries what the
 collections worklist orders and filters by (assigned collector, last contact and its outcome, next
 action date, open promise, broken-promise flag) and a generated `urgency` (2: a broken promise
-not yet followed up, 1: next action due on or before the row's day, 0: the rest). The function
+not yet followed up, 1: next action due on or before the row's day, 0: the rest) and
+`overdue_cents` (the keyset's integer amount). The function
 `collection_account_state(account)` is the one definition of that state; a BEFORE INSERT trigger
 fills it on new aging rows (ledger writes re-insert them), and statement triggers on the
 assignment, contact and promise tables refresh it on the accounts they touch. The daily job moves
 every row to the new day (`computed_on`), which recomputes `urgency`. The worklist then reads one
-index range in its order (keyset on urgency, overdue, account id, all descending) with LIMIT.
+index range backwards in its order (keyset on urgency, overdue in cents, account id, all
+descending) with LIMIT.
 
 Revision ID: 0020_dunning
 Revises: 0019_collections
@@ -36,7 +38,9 @@ STATE = (
 )
 STATE_COLUMNS = ", ".join(name for name, _ in STATE)
 OVERDUE_BUCKETS = ("days_1_30", "days_31_60", "days_61_90", "days_90_plus")
-WORKLIST_ORDER = "urgency DESC, overdue DESC, credit_account_id DESC"
+# The keyset compares integers and ids: numeric's comparison is not leakproof, so under RLS a row
+# comparison on `overdue` would only filter the index scan from its start instead of starting it.
+WORKLIST_ORDER = "urgency, overdue_cents, credit_account_id"
 # Which accounts a statement on a collections table touched.
 STATE_TRIGGERS = {
     "collection_assignments": ("INSERT", "UPDATE", "DELETE"),
@@ -56,6 +60,9 @@ def _worklist_state_upgrade():
         {columns},
         ADD COLUMN urgency SMALLINT NOT NULL GENERATED ALWAYS AS (
             CASE WHEN promise_broken THEN 2 WHEN next_action_on <= computed_on THEN 1 ELSE 0 END
+        ) STORED,
+        ADD COLUMN overdue_cents BIGINT NOT NULL GENERATED ALWAYS AS (
+            (({" + ".join(OVERDUE_BUCKETS)}) * 100)::bigint
         ) STORED
         """
     )
@@ -161,7 +168,8 @@ def _worklist_state_downgrade():
     op.execute("DROP FUNCTION credit_aging_collection_state()")
     op.execute("DROP FUNCTION collection_state_refresh(UUID[])")
     op.execute("DROP FUNCTION collection_account_state(UUID)")
-    columns = ", ".join(f"DROP COLUMN {name}" for name in ("urgency", *STATE_COLUMNS.split(", ")))
+    dropped = ("urgency", "overdue_cents", *STATE_COLUMNS.split(", "))
+    columns = ", ".join(f"DROP COLUMN {name}" for name in dropped)
     op.execute(f"ALTER TABLE credit_account_aging {columns}")  # drops the worklist indexes
 
 

@@ -5,7 +5,8 @@ The worklist reads each account's aging row (`credit_account_aging`), which also
 collections state the list orders and filters by (migration 0020: collector, last contact, next
 action, open promise, broken promise, and `urgency`: 2 a broken promise not followed up, 1 a next
 action due today or earlier, 0 the rest). Order: urgency, then amount overdue, largest first;
-paged by keyset on (urgency, overdue, account id), all descending, so a page is one index range.
+paged by keyset on (urgency, overdue in cents, account id), all descending, so a page is one
+index range.
 When some aging row is from another day (the daily job has not run yet), those rows' buckets and
 urgency are recomputed for the day (`aging_accounts_sql`).
 """
@@ -13,7 +14,6 @@ urgency are recomputed for the day (`aging_accounts_sql`).
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 
@@ -48,14 +48,15 @@ class WorklistPage:
     next_cursor: str | None
 
 
-def worklist_cursor_parse(cursor: str | None) -> tuple[int, Decimal, uuid.UUID] | None:
-    """The (urgency, overdue, account id) a "Cargar más" link carries; ValueError if forged."""
+def worklist_cursor_parse(cursor: str | None) -> tuple[int, int, uuid.UUID] | None:
+    """The (urgency, overdue in cents, account id) a "Cargar más" link carries (ValueError if
+    forged)."""
     if not cursor:
         return None
     try:
-        urgency, amount, account_id = cursor.split("_")
-        return int(urgency), Decimal(amount), uuid.UUID(account_id)
-    except (InvalidOperation, ValueError) as error:
+        urgency, cents, account_id = cursor.split("_")
+        return int(urgency), int(cents), uuid.UUID(account_id)
+    except ValueError as error:
         raise ValueError(cursor) from error
 
 
@@ -73,8 +74,15 @@ _STATE = {
         "promise_broken",
     )
 } | {
-    "urgency": "CASE WHEN g.promise_broken THEN 2 WHEN g.next_action_on <= :today THEN 1 ELSE 0 END"
+    "urgency": "CASE WHEN g.promise_broken THEN 2 WHEN g.next_action_on <= :today THEN 1 "
+    "ELSE 0 END",
+    "overdue_cents": f"(({' + '.join(f'b.{key}' for key, _ in OVERDUE_BUCKETS)}) * 100)::bigint",
 }
+_KEYSET = ("urgency", "overdue_cents", "credit_account_id")  # each descending
+
+
+def _order_by(alias: str) -> str:
+    return ", ".join(f"{alias}.{key} DESC" for key in _KEYSET)
 
 
 def _conditions(filters: WorklistFilters) -> list[str]:
@@ -101,15 +109,15 @@ def _worklist_statement(filters: WorklistFilters, today: date, *, after: bool) -
     conditions = _conditions(filters)
     if after:
         conditions.append(
-            "(g.urgency, g.overdue, g.credit_account_id)"
-            " < (:after_urgency, :after_amount, :after_id)"
+            "(g.urgency, g.overdue_cents, g.credit_account_id) < (CAST(:after_urgency AS smallint),"
+            " CAST(:after_cents AS bigint), CAST(:after_id AS uuid))"
         )
     return sa.text(
         f"""
         WITH listed AS (
             SELECT g.* FROM ({aging_accounts_sql(today, also=_STATE)}) AS g
             WHERE {" AND ".join(conditions)}
-            ORDER BY g.urgency DESC, g.overdue DESC, g.credit_account_id DESC
+            ORDER BY {_order_by("g")}
             LIMIT :limit
         )
         SELECT listed.*, a.customer_id, c.first_name || ' ' || c.last_name AS name, c.phone,
@@ -121,7 +129,7 @@ def _worklist_statement(filters: WorklistFilters, today: date, *, after: bool) -
         JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
         JOIN customers c ON c.customer_id = a.customer_id
         LEFT JOIN staff_users s ON s.staff_user_id = listed.collector_id
-        ORDER BY listed.urgency DESC, listed.overdue DESC, listed.credit_account_id DESC
+        ORDER BY {_order_by("listed")}
         """
     )
 
@@ -143,14 +151,15 @@ def worklist_page(
         "limit": size + 1,
     }
     if position:
-        keys = ("after_urgency", "after_amount", "after_id")
+        keys = ("after_urgency", "after_cents", "after_id")
         parameters |= dict(zip(keys, position, strict=True))
     statement = _worklist_statement(filters, today, after=position is not None)
     rows = db.session.execute(statement, parameters).all()
     if len(rows) <= size:
         return WorklistPage(rows, None)
     last = rows[size - 1]
-    return WorklistPage(rows[:size], f"{last.urgency}_{last.overdue}_{last.credit_account_id}")
+    following = f"{last.urgency}_{last.overdue_cents}_{last.credit_account_id}"
+    return WorklistPage(rows[:size], following)
 
 
 def collectors() -> list[StaffUser]:
