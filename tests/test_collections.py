@@ -335,4 +335,5 @@ def test_the_demo_seed_works_the_overdue_accounts(app, login_as, org_a, overdue)
     assert states == {"kept": 1, "broken": 1}
     page = login_as("credit_staff").get("/collections/").text
     assert "Promesa incumplida" in page and "Sin asignar</td>" not in page
+    assert "Enviar carta" in page  # the dunning levels' first run: one customer has no e-mail
     assert _order(page)[0] == "Ana"  # the second largest overdue got the broken promise

@@ -71,6 +71,16 @@ ROWS = {
         "organization_id, promise_id, credit_account_id, contact_id, amount, promised_on, due_on",
         ":org, gen_random_uuid(), :account, :contact, 10, current_date, current_date",
     ),
+    "dunning_levels": (
+        "organization_id, level_id, days_overdue, name, subject, body",
+        ":org, :level, 1, 'Amistoso', 'Recordatorio', 'Estimado {cliente}'",
+    ),
+    "dunning_sends": (
+        "organization_id, send_id, credit_account_id, level_id, contact_id, channel, sent_on,"
+        " days_overdue, overdue, oldest_due_on, subject, body",
+        ":org, gen_random_uuid(), :account, :level, :contact, 'letter', current_date, 1, 10,"
+        " current_date, 'Recordatorio', 'Estimado'",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -99,6 +109,8 @@ TOUCH = {
     "collection_assignments": "assigned_at = assigned_at",
     "collection_contacts": "note = note",  # append-only: no UPDATE or DELETE at all
     "collection_promises": "state = state",
+    "dunning_levels": "name = name",
+    "dunning_sends": "letter_mailed_at = letter_mailed_at",
 }
 TENANT_TABLES = sorted(TOUCH)
 
@@ -118,6 +130,7 @@ def _populate(organization_id: uuid.UUID) -> dict:
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
         "contact": uuid.uuid4(),
+        "level": uuid.uuid4(),
         "email": f"{uuid.uuid4().hex[:10]}@test.pa",
     }
     with db.engine.begin() as connection:
@@ -229,6 +242,7 @@ def test_insert_with_forged_organization_is_refused(two_orgs, table):
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
         "contact": uuid.uuid4(),
+        "level": uuid.uuid4(),
     }
     with pytest.raises(DBAPIError) as raised, db.engine.begin() as connection:
         _run(connection, mine["org"], INSERTS[table], **forged)

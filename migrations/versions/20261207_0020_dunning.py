@@ -3,7 +3,8 @@
 Worklist state on the aging rows: each `credit_account_aging` row also carries what the
 collections worklist orders and filters by (assigned collector, last contact and its outcome, next
 action date, open promise, broken-promise flag) and a generated `urgency` (2: a broken promise
-not yet followed up, 1: next action due on or before the row's day, 0: the rest) and
+not yet followed up, 1: next action due on or before the row's day, 0: the rest; the nightly
+reminders are no follow-up, so the last contact is the last one by staff) and
 `overdue_cents` (the keyset's integer amount). The function
 `collection_account_state(account)` is the one definition of that state; a BEFORE INSERT trigger
 fills it on new aging rows (ledger writes re-insert them), and statement triggers on the
@@ -12,6 +13,12 @@ every row to the new day (`computed_on`), which recomputes `urgency`. The workli
 index range backwards in its order (keyset on urgency, overdue in cents, account id, all
 descending) with LIMIT.
 
+Dunning: `dunning_levels` (per organization: days overdue, name, the Spanish subject and body of
+the reminder) and `dunning_sends` (one row per account and level, unique: the nightly run sends
+each level once; e-mail, or a letter to print for customers without one). Each send is also a
+contact of outcome `reminder` in the contact log; a letter not yet mailed shows in the worklist
+(`letter_send_id` on the aging row).
+
 Revision ID: 0020_dunning
 Revises: 0019_collections
 Create Date: 2026-12-07
@@ -19,7 +26,7 @@ Create Date: 2026-12-07
 
 from alembic import op
 
-from portal.schema import in_every_organization
+from portal.schema import grant_app, in_every_organization, tenant_rls
 
 revision = "0020_dunning"
 down_revision = "0019_collections"
@@ -35,6 +42,7 @@ STATE = (
     ("promise_amount", "NUMERIC(12, 2)"),
     ("promise_due_on", "DATE"),
     ("promise_broken", "BOOLEAN"),
+    ("letter_send_id", "UUID"),
 )
 STATE_COLUMNS = ", ".join(name for name, _ in STATE)
 OVERDUE_BUCKETS = ("days_1_30", "days_31_60", "days_61_90", "days_90_plus")
@@ -46,7 +54,88 @@ STATE_TRIGGERS = {
     "collection_assignments": ("INSERT", "UPDATE", "DELETE"),
     "collection_contacts": ("INSERT",),
     "collection_promises": ("INSERT", "UPDATE"),
+    "dunning_sends": ("INSERT", "UPDATE"),
 }
+OUTCOMES = ("contacted", "no_answer", "wrong_number", "promise", "dispute")
+
+
+def _outcomes_check(outcomes: tuple[str, ...]) -> None:
+    codes = ", ".join(f"'{code}'" for code in outcomes)
+    op.execute(
+        "ALTER TABLE collection_contacts DROP CONSTRAINT collection_contacts_outcome_check, "
+        f"ADD CONSTRAINT collection_contacts_outcome_check CHECK (outcome IN ({codes}))"
+    )
+
+
+def _dunning_upgrade():
+    _outcomes_check((*OUTCOMES, "reminder"))  # the nightly run's sends, by the system
+    op.execute(
+        """
+        CREATE TABLE dunning_levels (
+            organization_id UUID NOT NULL REFERENCES organizations (organization_id),
+            level_id UUID NOT NULL,
+            days_overdue INTEGER NOT NULL CHECK (days_overdue BETWEEN 1 AND 365),
+            name VARCHAR(80) NOT NULL CHECK (length(btrim(name)) > 0),
+            subject VARCHAR(200) NOT NULL CHECK (length(btrim(subject)) > 0),
+            body TEXT NOT NULL CHECK (length(btrim(body)) > 0 AND length(body) <= 5000),
+            updated_by UUID,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, level_id),
+            UNIQUE (organization_id, days_overdue),
+            FOREIGN KEY (organization_id, updated_by)
+                REFERENCES staff_users (organization_id, staff_user_id)
+        )
+        """
+    )
+    op.execute(
+        """
+        CREATE TABLE dunning_sends (
+            organization_id UUID NOT NULL,
+            send_id UUID NOT NULL,
+            credit_account_id UUID NOT NULL,
+            level_id UUID NOT NULL,
+            contact_id UUID NOT NULL,
+            channel VARCHAR(10) NOT NULL CHECK (channel IN ('email', 'letter')),
+            sent_on DATE NOT NULL,
+            days_overdue INTEGER NOT NULL,
+            overdue NUMERIC(14, 2) NOT NULL,
+            oldest_due_on DATE NOT NULL,
+            subject VARCHAR(200) NOT NULL,
+            body TEXT NOT NULL,
+            letter_mailed_at TIMESTAMPTZ,
+            letter_mailed_by UUID,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, send_id),
+            UNIQUE (organization_id, credit_account_id, level_id),
+            UNIQUE (organization_id, contact_id),
+            FOREIGN KEY (organization_id, credit_account_id)
+                REFERENCES credit_accounts (organization_id, credit_account_id),
+            FOREIGN KEY (organization_id, level_id)
+                REFERENCES dunning_levels (organization_id, level_id),
+            FOREIGN KEY (organization_id, contact_id)
+                REFERENCES collection_contacts (organization_id, contact_id),
+            FOREIGN KEY (organization_id, letter_mailed_by)
+                REFERENCES staff_users (organization_id, staff_user_id),
+            CONSTRAINT check_dunning_mailed CHECK (letter_mailed_at IS NULL OR channel = 'letter')
+        )
+        """
+    )
+    # The letters still to mail of an account (the worklist state's lookup).
+    op.execute(
+        "CREATE INDEX idx_dunning_sends_letters ON dunning_sends "
+        "(organization_id, credit_account_id, created_at DESC) "
+        "WHERE channel = 'letter' AND letter_mailed_at IS NULL"
+    )
+    for table in ("dunning_levels", "dunning_sends"):
+        tenant_rls(table)
+        grant_app(table, "SELECT, INSERT, UPDATE")
+
+
+def _dunning_downgrade():
+    op.execute("DROP TABLE dunning_sends")
+    op.execute("DROP TABLE dunning_levels")
+    in_every_organization("DELETE FROM collection_contacts WHERE outcome = 'reminder';")
+    _outcomes_check(OUTCOMES)
 
 
 def _worklist_state_upgrade():
@@ -74,12 +163,17 @@ def _worklist_state_upgrade():
             SELECT asg.collector_id, lc.next_action_on, lc.created_at, lc.channel, lc.outcome,
                    CASE WHEN lp.state = 'open' THEN lp.amount END,
                    CASE WHEN lp.state = 'open' THEN lp.due_on END,
-                   coalesce(lp.state = 'broken' AND lc.created_at <= lp.settled_at, false)
+                   coalesce(lp.state = 'broken' AND lc.created_at <= lp.settled_at, false),
+                   (SELECT d.send_id FROM dunning_sends d
+                    WHERE d.credit_account_id = p_account AND d.channel = 'letter'
+                      AND d.letter_mailed_at IS NULL
+                    ORDER BY d.created_at DESC LIMIT 1)
             FROM (SELECT 1) AS one
             LEFT JOIN collection_assignments asg ON asg.credit_account_id = p_account
             LEFT JOIN LATERAL (
                 SELECT c.channel, c.outcome, c.created_at, c.next_action_on
-                FROM collection_contacts c WHERE c.credit_account_id = p_account
+                FROM collection_contacts c
+                WHERE c.credit_account_id = p_account AND c.outcome <> 'reminder'
                 ORDER BY c.created_at DESC, c.contact_id DESC LIMIT 1
             ) AS lc ON true
             LEFT JOIN LATERAL (
@@ -174,8 +268,10 @@ def _worklist_state_downgrade():
 
 
 def upgrade():
+    _dunning_upgrade()
     _worklist_state_upgrade()
 
 
 def downgrade():
     _worklist_state_downgrade()
+    _dunning_downgrade()

@@ -18,10 +18,17 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from portal import clock
-from portal.auth.models import StaffUser
+from portal.auth.models import Organization, StaffUser
 from portal.auth.permissions import PERMISSIONS
-from portal.collections.models import CollectionContact, CollectionPromise
+from portal.collections.models import (
+    CollectionContact,
+    CollectionPromise,
+    DunningLevel,
+    DunningSend,
+)
+from portal.credit.models import CreditAccount
 from portal.credit.reports import AGING_BUCKETS, aging_accounts_sql
+from portal.customers.models import Address, Customer
 from portal.extensions import db
 
 OVERDUE_BUCKETS = AGING_BUCKETS[1:]
@@ -72,6 +79,7 @@ _STATE = {
         "promise_amount",
         "promise_due_on",
         "promise_broken",
+        "letter_send_id",
     )
 } | {
     "urgency": "CASE WHEN g.promise_broken THEN 2 WHEN g.next_action_on <= :today THEN 1 "
@@ -188,3 +196,26 @@ def account_contacts(account_id: uuid.UUID, *, limit: int = 20) -> list:
         .order_by(CollectionContact.created_at.desc(), CollectionContact.contact_id.desc())
         .limit(limit)
     ).all()
+
+
+def dunning_levels() -> list[DunningLevel]:
+    """The organization's dunning levels, by days overdue."""
+    return list(db.session.scalars(sa.select(DunningLevel).order_by(DunningLevel.days_overdue)))
+
+
+def dunning_letter(send_id: uuid.UUID):
+    """A reminder letter to print: the send, its customer, default address and organization
+    (None: no such letter in this organization)."""
+    return db.session.execute(
+        sa.select(
+            DunningSend,
+            Customer,
+            Address,
+            Organization.name.label("organization"),
+        )
+        .join(CreditAccount, CreditAccount.credit_account_id == DunningSend.credit_account_id)
+        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
+        .join(Organization, Organization.organization_id == DunningSend.organization_id)
+        .outerjoin(Address, (Address.customer_id == Customer.customer_id) & Address.is_default)
+        .where(DunningSend.send_id == send_id, DunningSend.channel == "letter")
+    ).first()
