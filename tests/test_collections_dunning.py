@@ -204,6 +204,7 @@ def test_levels_page_is_for_org_admins_and_audited(login_as, org_a, levels):
         {"days_overdue": "1"},  # already a level
         {"days_overdue": "pronto"},
         {"name": ""},
+        {"body": " \r\n "},
         {"level_id": "no-es-un-id"},
         {"level_id": str(uuid.uuid4())},
     ],

@@ -81,6 +81,10 @@ ROWS = {
         ":org, gen_random_uuid(), :account, :level, :contact, 'letter', current_date, 1, 10,"
         " current_date, 'Recordatorio', 'Estimado'",
     ),
+    "email_outbox": (
+        "organization_id, outbox_id, credit_account_id, to_address, subject, body",
+        ":org, gen_random_uuid(), :account, 'cliente@correo.pa', 'Recordatorio', 'Estimado'",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -111,6 +115,7 @@ TOUCH = {
     "collection_promises": "state = state",
     "dunning_levels": "name = name",
     "dunning_sends": "letter_mailed_at = letter_mailed_at",
+    "email_outbox": "attempts = attempts",
 }
 TENANT_TABLES = sorted(TOUCH)
 

@@ -19,6 +19,14 @@ each level once; e-mail, or a letter to print for customers without one). Each s
 contact of outcome `reminder` in the contact log; a letter not yet mailed shows in the worklist
 (`letter_send_id` on the aging row).
 
+E-mail: `email_outbox`, written in the transaction that decides to send (the dunning run), and
+delivered by a worker over SMTP at most once: a claim (`sending`) is committed before connecting,
+`data_started_at` is committed just before the message's DATA, and `sent_at` after the server's
+answer. A worker that died before DATA leaves a claim that is safe to retry; one that died after
+leaves a message that may have gone, which is marked failed, never sent again. The Message-ID is
+derived from the outbox id. `email_outbox_due()` names the organizations with mail to deliver
+(for the sweeper, across organizations).
+
 Revision ID: 0020_dunning
 Revises: 0019_collections
 Create Date: 2026-12-07
@@ -26,7 +34,7 @@ Create Date: 2026-12-07
 
 from alembic import op
 
-from portal.schema import grant_app, in_every_organization, tenant_rls
+from portal.schema import app_role, grant_app, in_every_organization, tenant_rls
 
 revision = "0020_dunning"
 down_revision = "0019_collections"
@@ -129,6 +137,72 @@ def _dunning_upgrade():
     for table in ("dunning_levels", "dunning_sends"):
         tenant_rls(table)
         grant_app(table, "SELECT, INSERT, UPDATE")
+
+
+def _outbox_upgrade():
+    op.execute(
+        """
+        CREATE TABLE email_outbox (
+            organization_id UUID NOT NULL,
+            outbox_id UUID NOT NULL,
+            credit_account_id UUID,
+            send_id UUID,
+            to_address VARCHAR(255) NOT NULL,
+            subject VARCHAR(200) NOT NULL,
+            body TEXT NOT NULL,
+            state VARCHAR(10) NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            claimed_at TIMESTAMPTZ,
+            data_started_at TIMESTAMPTZ,
+            sent_at TIMESTAMPTZ,
+            last_error TEXT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, outbox_id),
+            UNIQUE (organization_id, send_id),
+            FOREIGN KEY (organization_id, credit_account_id)
+                REFERENCES credit_accounts (organization_id, credit_account_id),
+            FOREIGN KEY (organization_id, send_id)
+                REFERENCES dunning_sends (organization_id, send_id),
+            CONSTRAINT check_outbox_sent CHECK ((state = 'sent') = (sent_at IS NOT NULL)),
+            CONSTRAINT check_outbox_claimed CHECK (state <> 'sending' OR claimed_at IS NOT NULL)
+        )
+        """
+    )
+    # What a worker claims next, and the claims whose worker may have died.
+    op.execute(
+        "CREATE INDEX idx_email_outbox_due ON email_outbox (next_attempt_at) "
+        "WHERE state = 'pending'"
+    )
+    op.execute(
+        "CREATE INDEX idx_email_outbox_sending ON email_outbox (claimed_at) WHERE state = 'sending'"
+    )
+    tenant_rls("email_outbox")
+    grant_app(
+        "email_outbox",
+        "SELECT, INSERT, UPDATE (state, attempts, next_attempt_at, claimed_at, data_started_at, "
+        "sent_at, last_error)",
+    )
+    op.execute(
+        """
+        CREATE FUNCTION email_outbox_due(p_lease_seconds INTEGER)
+        RETURNS SETOF UUID
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+            SELECT DISTINCT o.organization_id FROM public.email_outbox o
+            WHERE (o.state = 'pending' AND o.next_attempt_at <= now())
+               OR (o.state = 'sending'
+                   AND o.claimed_at < now() - make_interval(secs => p_lease_seconds))
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION email_outbox_due(INTEGER) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION email_outbox_due(INTEGER) TO {app_role()}")
+
+
+def _outbox_downgrade():
+    op.execute("DROP FUNCTION email_outbox_due(INTEGER)")
+    op.execute("DROP TABLE email_outbox")
 
 
 def _dunning_downgrade():
@@ -269,9 +343,11 @@ def _worklist_state_downgrade():
 
 def upgrade():
     _dunning_upgrade()
+    _outbox_upgrade()
     _worklist_state_upgrade()
 
 
 def downgrade():
     _worklist_state_downgrade()
+    _outbox_downgrade()
     _dunning_downgrade()

@@ -13,7 +13,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.collections.models import CHANNELS, OUTCOMES
 from portal.collections.selectors import OVERDUE_BUCKETS, UNASSIGNED
@@ -128,7 +135,7 @@ class DunningLevelForm(FlaskForm):
     name = StringField(
         "Nombre",
         validators=[
-            InputRequired("Indique el nombre del nivel."),
+            DataRequired("Indique el nombre del nivel."),
             Length(max=80, message="Máximo 80 caracteres."),
             no_control_characters,
         ],
@@ -137,7 +144,7 @@ class DunningLevelForm(FlaskForm):
     subject = StringField(
         "Asunto del correo",
         validators=[
-            InputRequired("Indique el asunto."),
+            DataRequired("Indique el asunto."),
             Length(max=200, message="Máximo 200 caracteres."),
             no_control_characters,
         ],
@@ -146,7 +153,7 @@ class DunningLevelForm(FlaskForm):
     body = TextAreaField(
         "Texto del correo y de la carta",
         validators=[
-            InputRequired("Indique el texto."),
+            DataRequired("Indique el texto."),
             Length(max=5000, message="Máximo 5000 caracteres."),
             no_control_characters_multiline,
         ],

@@ -30,6 +30,7 @@ from portal.credit.models import CreditAccount
 from portal.credit.reports import AGING_BUCKETS, aging_accounts_sql
 from portal.customers.models import Address, Customer
 from portal.extensions import db
+from portal.mail.models import EmailOutbox
 
 OVERDUE_BUCKETS = AGING_BUCKETS[1:]
 WORKLIST_PAGE_SIZE = 50
@@ -183,15 +184,21 @@ def collectors() -> list[StaffUser]:
 
 
 def account_contacts(account_id: uuid.UUID, *, limit: int = 20) -> list:
-    """The account's latest contacts, newest first, with their promise and who logged them."""
+    """The account's latest contacts, newest first, with their promise, who logged them, and
+    for a reminder its send and e-mail (whose delivery state the log shows)."""
     return db.session.execute(
         sa.select(
             CollectionContact,
             CollectionPromise,
             sa.func.coalesce(StaffUser.full_name, "Sistema").label("author"),
+            DunningSend.send_id,
+            EmailOutbox.state.label("email_state"),
+            EmailOutbox.last_error.label("email_error"),
         )
         .outerjoin(CollectionPromise, CollectionPromise.contact_id == CollectionContact.contact_id)
         .outerjoin(StaffUser, StaffUser.staff_user_id == CollectionContact.created_by)
+        .outerjoin(DunningSend, DunningSend.contact_id == CollectionContact.contact_id)
+        .outerjoin(EmailOutbox, EmailOutbox.send_id == DunningSend.send_id)
         .where(CollectionContact.credit_account_id == account_id)
         .order_by(CollectionContact.created_at.desc(), CollectionContact.contact_id.desc())
         .limit(limit)

@@ -26,6 +26,7 @@ from portal.customers.models import Customer
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.formatting import date_medium
+from portal.mail.services import outbox_add
 from portal.money import money
 from portal.transaction import atomic
 
@@ -301,6 +302,8 @@ def dunning_level_save(
     actor: StaffUser,
 ) -> DunningLevel:
     """Create a dunning level (level_id None) or change one; audited with before and after."""
+    if not all(text and text.strip() for text in (name, subject, body)):
+        raise CollectionsError("Indique el nombre, el asunto y el texto.", "body")
     for field, text in (("subject", subject), ("body", body)):
         if error := dunning_template_error(text):
             raise CollectionsError(error, field)
@@ -392,7 +395,7 @@ def dunning_run(*, today: date | None = None) -> dict:
     organization = db.session.scalar(
         sa.select(Organization.name).where(Organization.organization_id == organization_id)
     )
-    contacts, sends = [], []
+    contacts, sends, mail = [], [], []
     for row in due:
         level = levels[row.level_id]
         values = {
@@ -430,9 +433,20 @@ def dunning_run(*, today: date | None = None) -> dict:
                 "body": body,
             }
         )
+        if row.email:
+            mail.append(
+                {
+                    "to_address": row.email,
+                    "subject": subject,
+                    "body": body,
+                    "credit_account_id": row.credit_account_id,
+                    "send_id": sends[-1]["send_id"],
+                }
+            )
     if sends:
         db.session.execute(sa.insert(CollectionContact), contacts)
         db.session.execute(sa.insert(DunningSend), sends)
+        outbox_add(messages=mail)  # delivered by the worker once this commits
     channels = [send["channel"] for send in sends]
     return {"email": channels.count("email"), "letter": channels.count("letter")}
 
