@@ -6,7 +6,6 @@ import asyncio
 import multiprocessing
 import os
 import signal
-import socket
 import threading
 import uuid
 from datetime import timedelta
@@ -17,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from portal import clock
 from portal.db import organization_scope
+from portal.embedded import free_port
 from portal.extensions import db
 from portal.mail.jobs import outbox_deliver_due
 from portal.mail.sink import sink_messages, sink_start
@@ -24,17 +24,11 @@ from tests import factories
 from tests.test_collections_dunning import LEVELS, _account_due, _level_data, _night
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_url(app):
     """Point the app's SMTP_URL at a fresh port (no server yet); restored afterwards."""
     before = dict(app.config)
-    url = f"smtp://127.0.0.1:{_free_port()}"
+    url = f"smtp://127.0.0.1:{free_port()}"
     app.config.update(SMTP_URL=url, EMAIL_LEASE_SECONDS=300)
     yield url
     app.config.clear()
