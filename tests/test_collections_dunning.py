@@ -107,38 +107,32 @@ def test_a_level_reached_late_sends_only_the_highest(app, org_a, levels):
     assert [send.level for send in _sends(org_a) if send.credit_account_id == account] == [15]
 
 
-def test_an_open_promise_pauses_the_levels_below_the_last(app, login_as, org_a, levels):
-    start = clock.today()
-    account = _account_due(org_a, "Dora", start)
-    _night(app, org_a, start + timedelta(days=1))
-    promised = start + timedelta(days=10)
-    with clock.pinned(promised), factories.scoped(org_a.organization_id):
+def _promise(org, account_id, made, due, amount: str) -> None:
+    """A call on day `made` promising `amount` by `due`."""
+    with clock.pinned(made), factories.scoped(org.organization_id):
         contact_record(
-            account_id=account,
+            account_id=account_id,
             channel="call",
             outcome="promise",
             note=None,
             next_action_on=None,
-            promise_amount=Decimal("120.00"),
-            promise_due_on=promised + timedelta(days=10),
-            actor=org_a.users["credit_staff"],
+            promise_amount=Decimal(amount),
+            promise_due_on=due,
+            actor=org.users["credit_staff"],
         )
+
+
+def test_an_open_promise_pauses_the_levels_below_the_last(app, login_as, org_a, levels):
+    start = clock.today()
+    account = _account_due(org_a, "Dora", start)
+    _night(app, org_a, start + timedelta(days=1))
+    _promise(org_a, account, start + timedelta(days=10), start + timedelta(days=20), "120.00")
     for night in range(2, 21):  # day 15 passes while the promise is open (due on day 20)
         assert _night(app, org_a, start + timedelta(days=night)) == {"email": 0, "letter": 0}
     # Day 21: the promise is broken by the same night's job, the firm reminder goes out.
     assert _night(app, org_a, start + timedelta(days=21)) == {"email": 1, "letter": 0}
     # A new promise covering day 30 does not hold back the last level.
-    with clock.pinned(start + timedelta(days=25)), factories.scoped(org_a.organization_id):
-        contact_record(
-            account_id=account,
-            channel="call",
-            outcome="promise",
-            note=None,
-            next_action_on=None,
-            promise_amount=Decimal("50.00"),
-            promise_due_on=start + timedelta(days=35),
-            actor=org_a.users["credit_staff"],
-        )
+    _promise(org_a, account, start + timedelta(days=25), start + timedelta(days=35), "50.00")
     assert _night(app, org_a, start + timedelta(days=30)) == {"email": 1, "letter": 0}
     levels_sent = [(send.level, send.sent_on) for send in _sends(org_a)]
     assert levels_sent == [

@@ -97,6 +97,13 @@ def levels_set(login_as):
         assert admin.post("/collections/dunning", data=_level_data(days, name)).status_code == 303
 
 
+def _reminded(app, org):
+    """Ana, two days late, gets tonight's first reminder (in the outbox); her account id."""
+    account = _account_due(org, "Ana", clock.today() - timedelta(days=2))
+    _night(app, org, clock.today())
+    return account
+
+
 def _deliver(app, org) -> dict:
     with app.app_context(), organization_scope(org.organization_id):
         return outbox_deliver_due()
@@ -137,9 +144,7 @@ def test_sixty_nights_mail_each_level_exactly_once(app, org_a, levels_set, sink)
 
 
 def test_the_outbox_row_is_written_with_the_decision(app, org_a, levels_set, smtp_url):
-    start = clock.today()
-    account = _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    account = _reminded(app, org_a)
     (row,) = _outbox(org_a)
     with factories.scoped(org_a.organization_id):
         send = db.session.execute(sa.text("SELECT * FROM dunning_sends")).one()
@@ -150,9 +155,7 @@ def test_the_outbox_row_is_written_with_the_decision(app, org_a, levels_set, smt
 def test_a_server_down_is_retried_with_backoff(
     app, login_as, org_a, levels_set, smtp_url, tmp_path
 ):
-    start = clock.today()
-    account = _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    account = _reminded(app, org_a)
     assert _deliver(app, org_a) == {"sent": 0, "retrying": 1, "failed": 0}
     (row,) = _outbox(org_a)
     assert row.state == "pending" and row.attempts == 1 and row.last_error
@@ -175,9 +178,7 @@ def test_a_permanent_refusal_fails_at_once_and_shows_on_the_account(
     app, login_as, org_a, levels_set, gate
 ):
     gate.refuse = "550 5.1.1 Buzón inexistente"
-    start = clock.today()
-    account = _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    account = _reminded(app, org_a)
     assert _deliver(app, org_a) == {"sent": 0, "retrying": 0, "failed": 1}
     (row,) = _outbox(org_a)
     assert row.state == "failed" and row.attempts == 1 and "550" in row.last_error
@@ -212,9 +213,7 @@ def test_a_worker_killed_after_handing_over_never_sends_twice(
     app, login_as, org_a, levels_set, gate
 ):
     gate.hold = "data"
-    start = clock.today()
-    account = _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    account = _reminded(app, org_a)
     _killed_mid_send(app, org_a, gate)
     (row,) = _outbox(org_a)
     assert row.state == "sending" and row.data_started_at is not None
@@ -232,9 +231,7 @@ def test_a_worker_killed_after_handing_over_never_sends_twice(
 
 def test_a_worker_killed_before_handing_over_is_retried_once(app, org_a, levels_set, gate):
     gate.hold = "rcpt"
-    start = clock.today()
-    _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    _reminded(app, org_a)
     _killed_mid_send(app, org_a, gate)
     (row,) = _outbox(org_a)
     assert row.state == "sending" and row.data_started_at is None
@@ -248,9 +245,7 @@ def test_a_worker_killed_before_handing_over_is_retried_once(app, org_a, levels_
 
 
 def test_dev_mail_shows_the_sink_in_development_only(app, login_as, org_a, levels_set, sink):
-    start = clock.today()
-    _account_due(org_a, "Ana", start - timedelta(days=2))
-    _night(app, org_a, start)
+    _reminded(app, org_a)
     _deliver(app, org_a)
     client = login_as("credit_staff")
     assert client.get("/dev/mail/").status_code == 404  # testing (and production): no page
@@ -261,8 +256,7 @@ def test_dev_mail_shows_the_sink_in_development_only(app, login_as, org_a, level
 
 
 def test_another_organization_delivers_none_of_it(app, org_a, org_b, levels_set, sink):
-    _account_due(org_a, "Ana", clock.today() - timedelta(days=2))
-    _night(app, org_a, clock.today())
+    _reminded(app, org_a)
     assert _deliver(app, org_b) == {"sent": 0, "retrying": 0, "failed": 0}
     assert _outbox(org_b) == [] and len(_outbox(org_a)) == 1
     assert _caught(sink) == []
