@@ -207,7 +207,11 @@ def _mail_sink(data_dir: Path):
 
     port = int(os.environ.get("SMTP_SINK_PORT", "8025"))
     directory = data_dir / "mail"
-    sink = sink_start(directory, port)
+    try:
+        sink = sink_start(directory, port)
+    except OSError:  # taken (another checkout's make run): any free port will do
+        port = free_port()
+        sink = sink_start(directory, port)
     os.environ.update(SMTP_URL=f"smtp://{SINK_HOST}:{port}", DEV_MAIL_DIR=str(directory))
     print(f"Mail: caught by smtp://{SINK_HOST}:{port}, shown at /dev/mail", flush=True)
     return sink
