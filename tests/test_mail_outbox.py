@@ -18,7 +18,7 @@ from portal import clock
 from portal.db import organization_scope
 from portal.embedded import free_port
 from portal.extensions import db
-from portal.mail.jobs import outbox_deliver_due
+from portal.mail.jobs import outbox_deliver_due, outbox_sweep
 from portal.mail.sink import sink_messages, sink_start
 from tests import factories
 from tests.test_collections_dunning import LEVELS, _account_due, _level_data, _night
@@ -261,3 +261,15 @@ def test_another_organization_delivers_none_of_it(app, org_a, org_b, levels_set,
     assert _outbox(org_b) == [] and len(_outbox(org_a)) == 1
     assert _caught(sink) == []
     assert uuid.UUID(str(_outbox(org_a)[0].organization_id)) == org_a.organization_id
+
+
+def test_the_sweeper_finds_organizations_with_mail_due(app, org_a, org_b, levels_set, sink):
+    with app.app_context():
+        assert outbox_sweep() == 0
+    _reminded(app, org_a)
+    with app.app_context():
+        assert outbox_sweep() == 1  # org A only: its delivery job is queued
+    _deliver(app, org_a)
+    with app.app_context():
+        assert outbox_sweep() == 0
+    assert len(_caught(sink)) == 1

@@ -184,6 +184,11 @@ def _outbox_upgrade():
         "SELECT, INSERT, UPDATE (state, attempts, next_attempt_at, claimed_at, data_started_at, "
         "sent_at, last_error)",
     )
+    # The sweeper finds every organization's due mail through this function only (the owner's
+    # read policy; the app role can execute it, not read around it).
+    op.execute(
+        "CREATE POLICY email_outbox_sweeper ON email_outbox FOR SELECT TO CURRENT_USER USING (true)"
+    )
     op.execute(
         """
         CREATE FUNCTION email_outbox_due(p_lease_seconds INTEGER)
