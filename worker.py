@@ -13,6 +13,7 @@ from rq.cron import CronScheduler
 from portal import create_app
 from portal.credit.jobs import overdue_sweep
 from portal.events.jobs import inbox_sweep
+from portal.mail.jobs import outbox_sweep
 from portal.segments.jobs import segments_nightly
 from portal.tasks import cron_run, queue
 from portal.webhooks.jobs import webhooks_sweep
@@ -21,6 +22,7 @@ from portal.webhooks.jobs import webhooks_sweep
 SCHEDULE = [
     (inbox_sweep, "* * * * *"),
     (webhooks_sweep, "* * * * *"),
+    (outbox_sweep, "* * * * *"),
     (segments_nightly, "0 7 * * *"),
     (overdue_sweep, "0 11 * * *"),
 ]

@@ -137,6 +137,7 @@ def pages_data_ensure(app, owner: sa.Engine) -> dict[str, uuid.UUID]:
             "credit_usages",
             "credit_payments",
             "credit_payment_allocations",
+            "credit_account_aging",
         ):
             connection.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
     say(f"  ready in {time.perf_counter() - started:.1f} s")

@@ -65,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.customers import bp as customers_bp
     from portal.events import bp as events_bp
     from portal.health import bp as health_bp
+    from portal.mail import bp as mail_bp
     from portal.segments import bp as segments_bp
     from portal.settings import bp as settings_bp
     from portal.users import bp as users_bp
@@ -82,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings_bp, url_prefix="/settings")
     app.register_blueprint(keys_bp, url_prefix="/settings/api-keys")
     app.register_blueprint(webhooks_bp, url_prefix="/settings/webhooks")
+    app.register_blueprint(mail_bp, url_prefix="/dev/mail")
 
 
 def register_errors(app: Flask) -> None:

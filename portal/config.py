@@ -94,6 +94,14 @@ class Config:
             "WEBHOOK_ALLOW_PRIVATE", self.ENV_NAME != "production"
         )
         self.RQ_QUEUE = env("RQ_QUEUE", "portal")
+        # Outgoing e-mail (dunning reminders): smtp://[user:password@]host:port or smtps://.
+        self.SMTP_URL = env("SMTP_URL")
+        self.SMTP_TIMEOUT_SECONDS = int(env("SMTP_TIMEOUT_SECONDS", "30"))
+        self.MAIL_FROM = env("MAIL_FROM", "Cobranza <cobranza@portal.localhost>")
+        # A claim older than this belongs to a dead worker (portal.mail.services).
+        self.EMAIL_LEASE_SECONDS = int(env("EMAIL_LEASE_SECONDS", "300"))
+        # Development only: the Maildir the local SMTP sink of `make run` writes (/dev/mail).
+        self.DEV_MAIL_DIR = env("DEV_MAIL_DIR")
         self.OVERDUE_SUSPEND_DAYS = int(env("OVERDUE_SUSPEND_DAYS", "30"))
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
         if _env_bool("DATABASE_TRANSACTION_POOLER", False):

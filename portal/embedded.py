@@ -199,12 +199,31 @@ def gunicorn_command(
     return [*command, target]
 
 
+def _mail_sink(data_dir: Path):
+    """Unless SMTP_URL names a real server: a local SMTP sink the web and the worker share."""
+    if os.environ.get("SMTP_URL"):
+        return None
+    from portal.mail.sink import SINK_HOST, sink_start
+
+    port = int(os.environ.get("SMTP_SINK_PORT", "8025"))
+    directory = data_dir / "mail"
+    try:
+        sink = sink_start(directory, port)
+    except OSError:  # taken (another checkout's make run): any free port will do
+        port = free_port()
+        sink = sink_start(directory, port)
+    os.environ.update(SMTP_URL=f"smtp://{SINK_HOST}:{port}", DEV_MAIL_DIR=str(directory))
+    print(f"Mail: caught by smtp://{SINK_HOST}:{port}, shown at /dev/mail", flush=True)
+    return sink
+
+
 def serve(port: int, seed: bool = True) -> int:
     """Run the whole portal locally until interrupted."""
     data_dir = Path(os.environ.get("PORTAL_DATA_DIR", PROJECT_ROOT / ".data"))
     urls = services_start(data_dir)
     os.environ.update(urls.environ())
     os.environ.setdefault("PORTAL_ENV", "development")
+    sink = _mail_sink(data_dir)
     _prepare(seed)
     # Own process groups: Ctrl-C reaches only this process, which stops the rest in order.
     children = [
@@ -238,6 +257,8 @@ def serve(port: int, seed: bool = True) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the cleanup
         for child in children:
             process_stop(child)
+        if sink is not None:
+            sink.stop()
         print("Stopped web and worker; stopping Redis and PostgreSQL.", flush=True)
 
 

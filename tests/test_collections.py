@@ -39,17 +39,22 @@ def _overdue_account(org, first_name: str, charges: list[tuple[int, str]]):
     return customer, account
 
 
-@pytest.fixture
-def overdue(org_a):
+def overdue_accounts(org) -> dict:
     """Four accounts: Ana US$100 at 10 days, Beto US$300 at 45, Carla US$50 at 95, and Dora
-    not yet due (not in the worklist)."""
+    not yet due (not in the worklist); their ids by name."""
     accounts = {
-        "Ana": _overdue_account(org_a, "Ana", [(10, "100.00")]),
-        "Beto": _overdue_account(org_a, "Beto", [(45, "300.00")]),
-        "Carla": _overdue_account(org_a, "Carla", [(95, "50.00")]),
-        "Dora": _overdue_account(org_a, "Dora", [(-5, "80.00")]),
+        "Ana": _overdue_account(org, "Ana", [(10, "100.00")]),
+        "Beto": _overdue_account(org, "Beto", [(45, "300.00")]),
+        "Carla": _overdue_account(org, "Carla", [(95, "50.00")]),
+        "Dora": _overdue_account(org, "Dora", [(-5, "80.00")]),
     }
     return {name: account.credit_account_id for name, (_, account) in accounts.items()}
+
+
+@pytest.fixture
+def overdue(org_a):
+    """The four accounts of `overdue_accounts` in organization A."""
+    return overdue_accounts(org_a)
 
 
 def _order(page: str, names=("Ana", "Beto", "Carla", "Dora")) -> list[str]:
@@ -330,4 +335,5 @@ def test_the_demo_seed_works_the_overdue_accounts(app, login_as, org_a, overdue)
     assert states == {"kept": 1, "broken": 1}
     page = login_as("credit_staff").get("/collections/").text
     assert "Promesa incumplida" in page and "Sin asignar</td>" not in page
+    assert "Enviar carta" in page  # the dunning levels' first run: one customer has no e-mail
     assert _order(page)[0] == "Ana"  # the second largest overdue got the broken promise

@@ -79,6 +79,20 @@ ROWS = {
         "organization_id, customer_id, previous_segment, segment",
         ":org, :customer, 'new', 'loyal'",
     ),
+    "dunning_levels": (
+        "organization_id, level_id, days_overdue, name, subject, body",
+        ":org, :level, 1, 'Amistoso', 'Recordatorio', 'Estimado {cliente}'",
+    ),
+    "dunning_sends": (
+        "organization_id, send_id, credit_account_id, level_id, contact_id, channel, sent_on,"
+        " days_overdue, overdue, oldest_due_on, subject, body",
+        ":org, gen_random_uuid(), :account, :level, :contact, 'letter', current_date, 1, 10,"
+        " current_date, 'Recordatorio', 'Estimado'",
+    ),
+    "email_outbox": (
+        "organization_id, outbox_id, credit_account_id, to_address, subject, body",
+        ":org, gen_random_uuid(), :account, 'cliente@correo.pa', 'Recordatorio', 'Estimado'",
+    ),
     "audit_log": (
         "organization_id, actor_label, action, entity_type, entity_id",
         ":org, 'prueba', 'test.created', 'test', '1'",
@@ -109,6 +123,9 @@ TOUCH = {
     "collection_promises": "state = state",
     "customer_notes": "body = body",  # append-only
     "customer_segment_changes": "segment = segment",  # append-only
+    "dunning_levels": "name = name",
+    "dunning_sends": "letter_mailed_at = letter_mailed_at",
+    "email_outbox": "attempts = attempts",
 }
 TENANT_TABLES = sorted(TOUCH)
 
@@ -128,6 +145,7 @@ def _populate(organization_id: uuid.UUID) -> dict:
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
         "contact": uuid.uuid4(),
+        "level": uuid.uuid4(),
         "email": f"{uuid.uuid4().hex[:10]}@test.pa",
     }
     with db.engine.begin() as connection:
@@ -239,6 +257,7 @@ def test_insert_with_forged_organization_is_refused(two_orgs, table):
         "usage": uuid.uuid4(),
         "payment": uuid.uuid4(),
         "contact": uuid.uuid4(),
+        "level": uuid.uuid4(),
     }
     with pytest.raises(DBAPIError) as raised, db.engine.begin() as connection:
         _run(connection, mine["org"], INSERTS[table], **forged)

@@ -20,7 +20,7 @@ counts because no existing customer gains a word (company names start empty, the
 repeat the person's words).
 
 Revision ID: 0021_timeline
-Revises: 0019_collections
+Revises: 0020_dunning
 Create Date: 2026-12-07
 """
 
@@ -29,7 +29,7 @@ from alembic import op
 from portal.schema import grant_app, in_every_organization, tenant_rls
 
 revision = "0021_timeline"
-down_revision = "0019_collections"
+down_revision = "0020_dunning"
 branch_labels = None
 depends_on = None
 

@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "credit.approve": ("credit_approver",),  # decisions, suspensions, limits, reversals
     "credit.reports": ("credit_staff", "credit_approver", "org_admin"),
     "collections.work": ("credit_staff", "credit_approver", "org_admin"),  # worklist, contacts
+    "collections.dunning": ("org_admin",),  # the dunning levels and their templates
     "segments.view": EVERYONE,
     "segments.recompute": ("org_admin",),
     "events.manage": ("org_admin",),

@@ -3,8 +3,24 @@
 import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, TextAreaField
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.collections.models import CHANNELS, OUTCOMES
 from portal.collections.selectors import OVERDUE_BUCKETS, UNASSIGNED
@@ -12,6 +28,7 @@ from portal.validation import (
     MoneyField,
     choices,
     empty_to_none,
+    no_control_characters,
     no_control_characters_multiline,
     strip_field,
 )
@@ -102,3 +119,51 @@ class ContactForm(FlaskForm):
 def contact_form_blank() -> ContactForm:
     """An empty contact form (the account and customer pages render the log with it)."""
     return ContactForm(formdata=None)
+
+
+class DunningLevelForm(FlaskForm):
+    """A dunning level: when it is sent and what it says ({cliente}, {monto_vencido}, …)."""
+
+    level_id = HiddenField(filters=[strip_field, empty_to_none])
+    days_overdue = IntegerField(
+        "Días de atraso",
+        validators=[
+            InputRequired("Indique a los cuántos días de atraso se envía."),
+            NumberRange(min=1, max=365, message="Entre 1 y 365 días."),
+        ],
+    )
+    name = StringField(
+        "Nombre",
+        validators=[
+            DataRequired("Indique el nombre del nivel."),
+            Length(max=80, message="Máximo 80 caracteres."),
+            no_control_characters,
+        ],
+        filters=[strip_field],
+    )
+    subject = StringField(
+        "Asunto del correo",
+        validators=[
+            DataRequired("Indique el asunto."),
+            Length(max=200, message="Máximo 200 caracteres."),
+            no_control_characters,
+        ],
+        filters=[strip_field],
+    )
+    body = TextAreaField(
+        "Texto del correo y de la carta",
+        validators=[
+            DataRequired("Indique el texto."),
+            Length(max=5000, message="Máximo 5000 caracteres."),
+            no_control_characters_multiline,
+        ],
+        filters=[strip_field],
+    )
+
+    def validate_level_id(self, field):
+        if field.data is None:
+            return
+        try:
+            field.data = uuid.UUID(field.data)
+        except ValueError as error:
+            raise ValidationError("Nivel no válido: recargue la página.") from error

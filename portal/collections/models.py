@@ -27,6 +27,8 @@ OUTCOMES = {
     "promise": "Promesa de pago",
     "dispute": "Disputa",
 }
+# Outcomes only the system records (the nightly dunning run), never offered to staff.
+SYSTEM_OUTCOMES = {"reminder": "Recordatorio enviado"}
 PROMISE_STATES = {"open": "Vigente", "kept": "Cumplida", "broken": "Incumplida"}
 
 
@@ -69,3 +71,40 @@ class CollectionPromise(TenantMixin, db.Model):
     due_on: Mapped[date]
     state: Mapped[str] = mapped_column(sa.String(10), default="open")
     settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class DunningLevel(TenantMixin, db.Model):
+    """A reminder the organization sends once an account is `days_overdue` days late."""
+
+    __tablename__ = "dunning_levels"
+
+    level_id: Mapped[uuid.UUID] = uuid_pk()
+    days_overdue: Mapped[int]
+    name: Mapped[str] = mapped_column(sa.String(80))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
+    )
+
+
+class DunningSend(TenantMixin, db.Model):
+    """One level sent to one account (once): by e-mail, or as a letter staff print and mail."""
+
+    __tablename__ = "dunning_sends"
+
+    send_id: Mapped[uuid.UUID] = uuid_pk()
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    level_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    contact_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    sent_on: Mapped[date]
+    days_overdue: Mapped[int]
+    overdue: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    oldest_due_on: Mapped[date]
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    letter_mailed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    letter_mailed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = created_at()

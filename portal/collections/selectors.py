@@ -1,26 +1,36 @@
 """Collections reads: the worklist (one row per account with an overdue balance), the contact
 log of an account, the collectors one may assign to.
 
-The worklist starts from each account's aging buckets as the credit reports read them
-(`aging_accounts_sql`: stored rows, or recomputed where stale), adds the last contact, the latest
-promise and the collector, and orders by priority — a broken promise not followed by a contact
-first, then a next action due today or earlier, then the rest — and amount overdue, largest
-first; paged by keyset on (priority, overdue, account id).
+The worklist reads each account's aging row (`credit_account_aging`), which also carries the
+collections state the list orders and filters by (migration 0020: collector, last contact, next
+action, open promise, broken promise, and `urgency`: 2 a broken promise not followed up, 1 a next
+action due today or earlier, 0 the rest). Order: urgency, then amount overdue, largest first;
+paged by keyset on (urgency, overdue in cents, account id), all descending, so a page is one
+index range.
+When some aging row is from another day (the daily job has not run yet), those rows' buckets and
+urgency are recomputed for the day (`aging_accounts_sql`).
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 
 from portal import clock
-from portal.auth.models import StaffUser
+from portal.auth.models import Organization, StaffUser
 from portal.auth.permissions import PERMISSIONS
-from portal.collections.models import CollectionContact, CollectionPromise
+from portal.collections.models import (
+    CollectionContact,
+    CollectionPromise,
+    DunningLevel,
+    DunningSend,
+)
+from portal.credit.models import CreditAccount
 from portal.credit.reports import AGING_BUCKETS, aging_accounts_sql
+from portal.customers.models import Address, Customer
 from portal.extensions import db
+from portal.mail.models import EmailOutbox
 
 OVERDUE_BUCKETS = AGING_BUCKETS[1:]
 WORKLIST_PAGE_SIZE = 50
@@ -46,15 +56,42 @@ class WorklistPage:
     next_cursor: str | None
 
 
-def worklist_cursor_parse(cursor: str | None) -> tuple[int, Decimal, uuid.UUID] | None:
-    """The (priority, overdue, account id) a "Cargar más" link carries; ValueError if forged."""
+def worklist_cursor_parse(cursor: str | None) -> tuple[int, int, uuid.UUID] | None:
+    """The (urgency, overdue in cents, account id) a "Cargar más" link carries (ValueError if
+    forged)."""
     if not cursor:
         return None
     try:
-        priority, amount, account_id = cursor.split("_")
-        return int(priority), Decimal(amount), uuid.UUID(account_id)
-    except (InvalidOperation, ValueError) as error:
+        urgency, cents, account_id = cursor.split("_")
+        return int(urgency), int(cents), uuid.UUID(account_id)
+    except ValueError as error:
         raise ValueError(cursor) from error
+
+
+# The aging row's collections columns, and how a row from another day recomputes each for :today.
+_STATE = {
+    name: f"g.{name}"
+    for name in (
+        "collector_id",
+        "next_action_on",
+        "last_contact_at",
+        "last_channel",
+        "last_outcome",
+        "promise_amount",
+        "promise_due_on",
+        "promise_broken",
+        "letter_send_id",
+    )
+} | {
+    "urgency": "CASE WHEN g.promise_broken THEN 2 WHEN g.next_action_on <= :today THEN 1 "
+    "ELSE 0 END",
+    "overdue_cents": f"(({' + '.join(f'b.{key}' for key, _ in OVERDUE_BUCKETS)}) * 100)::bigint",
+}
+_KEYSET = ("urgency", "overdue_cents", "credit_account_id")  # each descending
+
+
+def _order_by(alias: str) -> str:
+    return ", ".join(f"{alias}.{key} DESC" for key in _KEYSET)
 
 
 def _conditions(filters: WorklistFilters) -> list[str]:
@@ -64,65 +101,44 @@ def _conditions(filters: WorklistFilters) -> list[str]:
             raise ValueError(filters.bucket)
         conditions.append(f"g.{filters.bucket} > 0")  # a known column name, never user text
     if filters.collector == UNASSIGNED:
-        conditions.append("asg.collector_id IS NULL")
+        conditions.append("g.collector_id IS NULL")
     elif filters.collector is not None:
-        conditions.append("asg.collector_id = :collector")
+        conditions.append("g.collector_id = :collector")
     if filters.quiet:
         conditions.append(
-            "(lc.created_at IS NULL OR "
-            f"(lc.created_at AT TIME ZONE '{clock.BUSINESS_ZONE.key}')::date <= :quiet_since)"
+            "(g.last_contact_at IS NULL OR "
+            f"(g.last_contact_at AT TIME ZONE '{clock.BUSINESS_ZONE.key}')::date <= :quiet_since)"
         )
     if filters.broken:
-        conditions.append("lp.state = 'broken' AND lc.created_at <= lp.settled_at")
+        conditions.append("g.urgency = 2")
     return conditions
 
 
 def _worklist_statement(filters: WorklistFilters, today: date, *, after: bool) -> sa.TextClause:
+    conditions = _conditions(filters)
+    if after:
+        conditions.append(
+            "(g.urgency, g.overdue_cents, g.credit_account_id) < (CAST(:after_urgency AS smallint),"
+            " CAST(:after_cents AS bigint), CAST(:after_id AS uuid))"
+        )
     return sa.text(
         f"""
         WITH listed AS (
-            SELECT g.*, a.customer_id, asg.collector_id,
-                   lc.channel AS last_channel, lc.outcome AS last_outcome,
-                   lc.created_at AS last_contact_at, lc.next_action_on,
-                   CASE WHEN lp.state = 'open' THEN lp.amount END AS promise_amount,
-                   CASE WHEN lp.state = 'open' THEN lp.due_on END AS promise_due_on,
-                   coalesce(lp.state = 'broken' AND lc.created_at <= lp.settled_at, false)
-                       AS promise_broken,
-                   CASE WHEN lp.state = 'broken' AND lc.created_at <= lp.settled_at THEN 0
-                        WHEN lc.next_action_on <= :today THEN 1
-                        ELSE 2 END AS priority
-            FROM ({aging_accounts_sql(today)}) AS g
-            JOIN credit_accounts a ON a.credit_account_id = g.credit_account_id
-            LEFT JOIN collection_assignments asg
-                ON asg.credit_account_id = g.credit_account_id
-            LEFT JOIN LATERAL (
-                SELECT c.channel, c.outcome, c.created_at, c.next_action_on
-                FROM collection_contacts c WHERE c.credit_account_id = g.credit_account_id
-                ORDER BY c.created_at DESC, c.contact_id DESC LIMIT 1
-            ) AS lc ON true
-            LEFT JOIN LATERAL (
-                SELECT p.state, p.amount, p.due_on, p.settled_at
-                FROM collection_promises p WHERE p.credit_account_id = g.credit_account_id
-                ORDER BY p.promised_on DESC, p.promise_id DESC LIMIT 1
-            ) AS lp ON true
-            WHERE {" AND ".join(_conditions(filters))}
+            SELECT g.* FROM ({aging_accounts_sql(today, also=_STATE)}) AS g
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {_order_by("g")}
+            LIMIT :limit
         )
-        SELECT listed.*, c.full_name AS name, c.phone,
+        SELECT listed.*, a.customer_id, c.full_name AS name, c.phone,
                s.full_name AS collector_name,
                (SELECT min(u.due_date) FROM credit_usages u
                 WHERE u.credit_account_id = listed.credit_account_id
                   AND u.status IN ('pending', 'overdue') AND u.due_date < :today) AS oldest_due
         FROM listed
-        JOIN customers c ON c.customer_id = listed.customer_id
+        JOIN credit_accounts a ON a.credit_account_id = listed.credit_account_id
+        JOIN customers c ON c.customer_id = a.customer_id
         LEFT JOIN staff_users s ON s.staff_user_id = listed.collector_id
-        {
-            "WHERE listed.priority > :after_priority OR (listed.priority = :after_priority AND "
-            "(listed.overdue, listed.credit_account_id) < (:after_amount, :after_id))"
-            if after
-            else ""
-        }
-        ORDER BY listed.priority, listed.overdue DESC, listed.credit_account_id DESC
-        LIMIT :limit
+        ORDER BY {_order_by("listed")}
         """
     )
 
@@ -144,14 +160,15 @@ def worklist_page(
         "limit": size + 1,
     }
     if position:
-        keys = ("after_priority", "after_amount", "after_id")
+        keys = ("after_urgency", "after_cents", "after_id")
         parameters |= dict(zip(keys, position, strict=True))
     statement = _worklist_statement(filters, today, after=position is not None)
     rows = db.session.execute(statement, parameters).all()
     if len(rows) <= size:
         return WorklistPage(rows, None)
     last = rows[size - 1]
-    return WorklistPage(rows[:size], f"{last.priority}_{last.overdue}_{last.credit_account_id}")
+    following = f"{last.urgency}_{last.overdue_cents}_{last.credit_account_id}"
+    return WorklistPage(rows[:size], following)
 
 
 def collectors() -> list[StaffUser]:
@@ -167,16 +184,45 @@ def collectors() -> list[StaffUser]:
 
 
 def account_contacts(account_id: uuid.UUID, *, limit: int = 20) -> list:
-    """The account's latest contacts, newest first, with their promise and who logged them."""
+    """The account's latest contacts, newest first, with their promise, who logged them, and
+    for a reminder its send and e-mail (whose delivery state the log shows)."""
     return db.session.execute(
         sa.select(
             CollectionContact,
             CollectionPromise,
             sa.func.coalesce(StaffUser.full_name, "Sistema").label("author"),
+            DunningSend.send_id,
+            EmailOutbox.state.label("email_state"),
+            EmailOutbox.last_error.label("email_error"),
         )
         .outerjoin(CollectionPromise, CollectionPromise.contact_id == CollectionContact.contact_id)
         .outerjoin(StaffUser, StaffUser.staff_user_id == CollectionContact.created_by)
+        .outerjoin(DunningSend, DunningSend.contact_id == CollectionContact.contact_id)
+        .outerjoin(EmailOutbox, EmailOutbox.send_id == DunningSend.send_id)
         .where(CollectionContact.credit_account_id == account_id)
         .order_by(CollectionContact.created_at.desc(), CollectionContact.contact_id.desc())
         .limit(limit)
     ).all()
+
+
+def dunning_levels() -> list[DunningLevel]:
+    """The organization's dunning levels, by days overdue."""
+    return list(db.session.scalars(sa.select(DunningLevel).order_by(DunningLevel.days_overdue)))
+
+
+def dunning_letter(send_id: uuid.UUID):
+    """A reminder letter to print: the send, its customer, default address and organization
+    (None: no such letter in this organization)."""
+    return db.session.execute(
+        sa.select(
+            DunningSend,
+            Customer,
+            Address,
+            Organization.name.label("organization"),
+        )
+        .join(CreditAccount, CreditAccount.credit_account_id == DunningSend.credit_account_id)
+        .join(Customer, Customer.customer_id == CreditAccount.customer_id)
+        .join(Organization, Organization.organization_id == DunningSend.organization_id)
+        .outerjoin(Address, (Address.customer_id == Customer.customer_id) & Address.is_default)
+        .where(DunningSend.send_id == send_id, DunningSend.channel == "letter")
+    ).first()

@@ -1,4 +1,5 @@
-"""Collections pages: the overdue worklist (filters, paging, assignment) and the contact log."""
+"""Collections pages: the overdue worklist (filters, paging, assignment), the contact log, the
+dunning levels (org admins) and the reminder letters to print."""
 
 import uuid
 
@@ -7,19 +8,31 @@ from flask_login import current_user
 
 from portal.auth.permissions import permission_required
 from portal.collections import bp
-from portal.collections.forms import ME, AssignForm, ContactForm, WorklistFilterForm
+from portal.collections.forms import (
+    ME,
+    AssignForm,
+    ContactForm,
+    DunningLevelForm,
+    WorklistFilterForm,
+)
 from portal.collections.selectors import (
     OVERDUE_BUCKETS,
     UNASSIGNED,
     WorklistFilters,
     collectors,
+    dunning_letter,
+    dunning_levels,
     worklist_page,
 )
 from portal.collections.services import (
+    DUNNING_SUGGESTIONS,
+    PLACEHOLDERS,
     CollectionsError,
     account_customer_name,
     assignment_set,
     contact_record,
+    dunning_level_save,
+    letter_mark_mailed,
 )
 from portal.credit.services import account_get
 from portal.htmx import INVALID, done, is_htmx, refused, render
@@ -153,4 +166,82 @@ def log_contact(account_id: uuid.UUID):
         customer_name=account_customer_name(account_id),
         failed=True,
         message=errors_text(form),
+    )
+
+
+@bp.route("/dunning", methods=["GET", "POST"])
+@permission_required("collections.dunning")
+def dunning():
+    """The organization's dunning levels and the form to add one or change one (?level=)."""
+    levels = dunning_levels()
+    form = DunningLevelForm()
+    if form.validate_on_submit():
+        try:
+            level = dunning_level_save(
+                level_id=form.level_id.data,
+                days_overdue=form.days_overdue.data,
+                name=form.name.data,
+                subject=form.subject.data,
+                body=form.body.data,
+                actor=current_user,
+            )
+        except CollectionsError as error:
+            form_error(form, str(error), error.field)
+        else:
+            return done(
+                f"Nivel «{level.name}» guardado.", redirect_to=url_for("collections.dunning")
+            )
+    elif not form.is_submitted():
+        form = _level_form(levels, request.args.get("level"))
+    status = INVALID if form.is_submitted() else 200
+    return render(
+        "collections/dunning.html",
+        levels=levels,
+        form=form,
+        placeholders=PLACEHOLDERS,
+        status=status,
+    )
+
+
+def _level_form(levels: list, chosen: str | None) -> DunningLevelForm:
+    """The form filled with the level asked for, else with the next suggested level."""
+    level = next((level for level in levels if str(level.level_id) == chosen), None)
+    if level is not None:
+        return DunningLevelForm(formdata=None, obj=level)
+    used = {level.days_overdue for level in levels}
+    suggestion = next((s for s in DUNNING_SUGGESTIONS if s[0] not in used), None)
+    if suggestion is None:
+        return DunningLevelForm(formdata=None)
+    keys = ("days_overdue", "name", "subject", "body")
+    return DunningLevelForm(formdata=None, data=dict(zip(keys, suggestion, strict=True)))
+
+
+@bp.get("/letters/<uuid:send_id>")
+@permission_required("collections.work")
+def letter(send_id: uuid.UUID):
+    """A reminder letter, ready to print, for a customer without e-mail."""
+    found = dunning_letter(send_id)
+    if found is None:
+        abort(404)
+    send, customer, address, organization = found
+    return render(
+        "collections/letter.html",
+        send=send,
+        customer=customer,
+        address=address,
+        organization=organization,
+    )
+
+
+@bp.post("/letters/<uuid:send_id>/mailed")
+@permission_required("collections.work")
+def letter_mailed(send_id: uuid.UUID):
+    """Staff printed and mailed the letter: it leaves the worklist's "Enviar carta"."""
+    try:
+        send = letter_mark_mailed(send_id=send_id, actor=current_user)
+    except LookupError:
+        abort(404)
+    return done(
+        f"Carta marcada como enviada: {send.subject}.",
+        redirect_to=url_for("collections.letter", send_id=send_id),
     )

@@ -35,18 +35,27 @@ AGING_BUCKETS = (
 AGING_PAGE_SIZE = 50
 _KEYS = [key for key, _ in AGING_BUCKETS]
 _COLUMNS = ", ".join(_KEYS)
-_STORED = f"SELECT credit_account_id, {_COLUMNS}, overdue, total FROM credit_account_aging"
-# Each account's buckets as of :today when some row was computed on another day: those rows are
-# recomputed from the ledger, the others read as stored.
-_ACCOUNTS_MIXED = f"""
-    {_STORED} WHERE computed_on = :today
+_STORED = f"SELECT credit_account_id, {_COLUMNS}, overdue, total"
+
+
+def _accounts_mixed(also: dict[str, str]) -> str:
+    """Each account's buckets as of :today when some row was computed on another day: those rows
+    are recomputed from the ledger, the others read as stored; `also` adds columns of the aging
+    row (name: its expression over the stale row `g`)."""
+    stored = "".join(f", {name}" for name in also)
+    recomputed = "".join(f", {expression} AS {name}" for name, expression in also.items())
+    return f"""
+    {_STORED}{stored} FROM credit_account_aging WHERE computed_on = :today
     UNION ALL
     SELECT g.credit_account_id, {", ".join(f"b.{key}" for key in _KEYS)},
            {" + ".join(f"b.{key}" for key in _KEYS[1:])}, {" + ".join(f"b.{key}" for key in _KEYS)}
+           {recomputed}
     FROM credit_account_aging g
     CROSS JOIN LATERAL credit_account_buckets(g.credit_account_id, :today) AS b
     WHERE g.computed_on < :today OR g.computed_on > :today
 """
+
+
 _CURRENT = sa.text(
     "SELECT NOT EXISTS (SELECT 1 FROM credit_account_aging "
     "WHERE computed_on < :today OR computed_on > :today)"
@@ -145,11 +154,15 @@ def aging_cursor_parse(cursor: str | None) -> tuple[Decimal, uuid.UUID] | None:
         raise ValueError(cursor) from error
 
 
-def aging_accounts_sql(today: date) -> str:
+def aging_accounts_sql(today: date, *, also: dict[str, str] | None = None) -> str:
     """The SQL of every account's buckets as of `today` (credit_account_id, the buckets, overdue,
-    total; bind :today), for readers that join it: the stored rows when all are current, those
-    from another day recomputed from the ledger otherwise."""
-    return _STORED if _current(today) else _ACCOUNTS_MIXED
+    total, and the aging row's columns named in `also`; bind :today), for readers that join it:
+    the stored rows when all are current, those from another day recomputed from the ledger
+    otherwise (`also` maps each column to its expression over such a stale row `g`)."""
+    also = also or {}
+    if _current(today):
+        return f"{_STORED}{''.join(f', {name}' for name in also)} FROM credit_account_aging"
+    return _accounts_mixed(also)
 
 
 def _accounts_source(today: date) -> str:

@@ -1,5 +1,6 @@
 """Collections activity on the overdue accounts: assignments, contacts, one promise kept and
-one broken, so the worklist looks like a working month on first run.
+one broken, the suggested dunning levels and their first run (one customer gets a letter), so the
+worklist looks like a working month on first run.
 
 Every step goes through portal.collections.services with the business clock pinned to the day
 it happens (the promises are made and settled on their days); the contact log is append-only,
@@ -11,10 +12,21 @@ import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
+import sqlalchemy as sa
+
 from portal import clock
+from portal.auth.models import StaffUser
 from portal.collections.selectors import WorklistFilters, collectors, worklist_page
-from portal.collections.services import assignment_set, contact_record, promises_settle
+from portal.collections.services import (
+    DUNNING_SUGGESTIONS,
+    assignment_set,
+    contact_record,
+    dunning_level_save,
+    dunning_run,
+    promises_settle,
+)
 from portal.credit.services import payment_record
+from portal.customers.models import Customer
 from portal.db import organization_scope
 from portal.extensions import db
 
@@ -88,4 +100,23 @@ def collections_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> i
                 actor=rng.choice(people),
             )
         db.session.commit()
+        _dunning_seed(others[-1].customer_id, today)
     return len(accounts)
+
+
+def _dunning_seed(letter_customer_id: uuid.UUID, today: date) -> None:
+    """The suggested dunning levels, one customer without e-mail (a letter to print), and
+    tonight's run: reminders in the contact logs and, for that customer, "Enviar carta"."""
+    admin = db.session.scalar(
+        sa.select(StaffUser).where(StaffUser.roles.contains(["org_admin"])).limit(1)
+    )
+    if admin is None:
+        return
+    for days, name, subject, body in DUNNING_SUGGESTIONS:
+        dunning_level_save(
+            level_id=None, days_overdue=days, name=name, subject=subject, body=body, actor=admin
+        )
+    db.session.execute(
+        sa.update(Customer).where(Customer.customer_id == letter_customer_id).values(email=None)
+    )
+    dunning_run(today=today)
