@@ -18,6 +18,7 @@ from portal.auth.permissions import permission_required
 from portal.csv_export import csv_response
 from portal.customers import bp
 from portal.customers.forms import AddressForm, CustomerForm, SearchForm, StatusForm
+from portal.customers.recent import recent_customer_add, recent_customers
 from portal.customers.selectors import (
     SearchFilters,
     address_list,
@@ -48,6 +49,7 @@ from portal.htmx import INVALID, done, is_htmx, refused, render
 from portal.validation import errors_text, form_error
 
 log = logging.getLogger(__name__)
+QUICK_RESULTS = 8  # the header search's dropdown: a few best matches, then "see all"
 SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
@@ -114,6 +116,20 @@ def index():
     # The address bar shows the search without its empty filters, so the link can be shared.
     headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
     return render("customers/index.html", "customers/_results.html", headers=headers, **context)
+
+
+@bp.get("/quick")
+@permission_required("customers.view")
+def quick():
+    """The header search's dropdown: the best matches, or my recent customers when empty."""
+    query = SearchForm(request.args).q.data or ""
+    if not is_htmx():  # the dropdown is a fragment; a browser gets the search page itself
+        return redirect(url_for("customers.index", **({"q": query} if query else {})))
+    if query:
+        customers = customer_search(SearchFilters(query=query), page_size=QUICK_RESULTS).customers
+    else:
+        customers = recent_customers(user=current_user)
+    return render("customers/_quick.html", customers=customers, query=query)
 
 
 @bp.get("/count")
@@ -218,6 +234,7 @@ def detail(customer_id: uuid.UUID):
     if page is None:
         abort(404)
     customer = page.customer
+    recent_customer_add(user=current_user, customer_id=customer_id)
     return render(
         "customers/detail.html",
         customer=customer,

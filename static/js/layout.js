@@ -1,0 +1,135 @@
+// Every page: the header search (/ or Ctrl+K, an ARIA combobox over htmx's results), toasts
+// announced from HX-Trigger, focus after htmx swaps, and Escape to cancel an inline editor.
+(function () {
+  "use strict";
+
+  var TYPING = "input, textarea, select, [contenteditable]";
+
+  // --- search from anywhere ----------------------------------------------------------------
+
+  function searchBox() {
+    return document.getElementById("quick-q");
+  }
+
+  function results() {
+    return document.getElementById("quick-results");
+  }
+
+  function options() {
+    return Array.from(document.querySelectorAll("#quick-results [role=option]"));
+  }
+
+  function activeOption() {
+    return document.querySelector("#quick-results [role=option][aria-selected=true]");
+  }
+
+  function setActive(option) {
+    var box = searchBox();
+    options().forEach(function (each) {
+      each.setAttribute("aria-selected", each === option ? "true" : "false");
+    });
+    if (option) {
+      box.setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      box.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function setOpen(open) {
+    var box = searchBox();
+    results().hidden = !open;
+    box.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open) {
+      setActive(null);
+    }
+  }
+
+  function moveActive(step) {
+    var all = options();
+    if (!all.length) {
+      return;
+    }
+    if (results().hidden) {
+      setOpen(true);
+    }
+    var index = all.indexOf(activeOption()) + step;
+    if (index < 0) {
+      index = all.length - 1;
+    } else if (index >= all.length) {
+      index = 0;
+    }
+    setActive(all[index]);
+  }
+
+  function onSearchKey(event) {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      moveActive(event.key === "ArrowDown" ? 1 : -1);
+    } else if (event.key === "Enter") {
+      var option = !results().hidden && activeOption();
+      if (option) {
+        event.preventDefault();
+        window.location.assign(option.href);
+      } else if (!event.target.value.trim()) {
+        event.preventDefault(); // an empty search would only list everyone
+      }
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      if (!results().hidden) {
+        htmx.trigger(event.target, "htmx:abort");
+        setOpen(false);
+      } else {
+        event.target.value = "";
+      }
+    }
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var box = searchBox();
+    if (!box) {
+      return;
+    }
+    var chord = (event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k";
+    var slash = event.key === "/" && !event.ctrlKey && !event.metaKey && !event.altKey;
+    if (event.target === box) {
+      if (chord) {
+        event.preventDefault();
+        box.select();
+      } else {
+        onSearchKey(event);
+      }
+    } else if (chord || (slash && !event.target.closest(TYPING))) {
+      event.preventDefault();
+      box.focus();
+      box.select();
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target !== results()) {
+      return;
+    }
+    var count = options().filter(function (option) {
+      return !option.classList.contains("quick-all");
+    }).length;
+    document.getElementById("quick-status").textContent = count
+      ? count + (count === 1 ? " cliente" : " clientes")
+      : "Sin resultados";
+    setOpen(document.activeElement === searchBox());
+  });
+
+  // A click on a result must not blur the box first (the list would close under the pointer).
+  document.addEventListener("pointerdown", function (event) {
+    if (event.target.closest && event.target.closest("#quick-results")) {
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("focusout", function (event) {
+    var box = searchBox();
+    if (event.target === box && !(event.relatedTarget && results().contains(event.relatedTarget))) {
+      setOpen(false);
+    }
+  });
+})();
