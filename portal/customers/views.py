@@ -296,17 +296,21 @@ def change_status(customer_id: uuid.UUID):
 # --- addresses (htmx partials; full pages without JavaScript) -----------------------------
 
 
-def _addresses_response(customer):
-    if is_htmx():
-        # The form targets itself (to show its errors); a saved change refreshes the whole list.
-        return render(
-            "customers/_addresses.html",
-            customer=customer,
-            addresses=address_list(customer.customer_id),
-            headers={"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"},
-        )
-    return redirect(
-        url_for("customers.detail", customer_id=customer.customer_id, _anchor="addresses")
+def _addresses_response(customer, message: str):
+    # The form targets itself (to show its errors); a saved change refreshes the whole list.
+    return done(
+        message,
+        redirect_to=url_for(
+            "customers.detail", customer_id=customer.customer_id, _anchor="addresses"
+        ),
+        code=302,
+        partial="customers/_addresses.html",
+        headers={"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"},
+        context=lambda: {
+            "customer": customer,
+            "addresses": address_list(customer.customer_id),
+        },
+        toast=True,
     )
 
 
@@ -339,7 +343,7 @@ def address_new(customer_id: uuid.UUID):
     form = AddressForm()
     if form.validate_on_submit():
         address_create(customer_id=customer_id, data=form.address_data(), actor=current_user)
-        return _addresses_response(customer)
+        return _addresses_response(customer, f"Dirección de {customer.full_name} agregada.")
     return _address_form_response(customer, form, status=INVALID if form.is_submitted() else 200)
 
 
@@ -363,7 +367,7 @@ def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
         except CustomerError as error:
             form_error(form, str(error), error.field)
             return _address_form_response(customer, form, address, INVALID)
-        return _addresses_response(customer)
+        return _addresses_response(customer, f"Dirección de {customer.full_name} guardada.")
     return _address_form_response(customer, form, address, INVALID if form.is_submitted() else 200)
 
 
@@ -376,4 +380,4 @@ def address_deactivate_view(customer_id: uuid.UUID, address_id: uuid.UUID):
         address_deactivate(customer_id=customer_id, address_id=address_id, actor=current_user)
     except LookupError:
         abort(404)
-    return _addresses_response(customer)
+    return _addresses_response(customer, f"Dirección de {customer.full_name} desactivada.")

@@ -132,4 +132,78 @@
       setOpen(false);
     }
   });
+
+  // --- feedback: toasts named by the server (HX-Trigger: {"portal:toast": {"message": …}}) ---
+
+  var TOAST_SECONDS = 6;
+
+  document.addEventListener("portal:toast", function (event) {
+    var region = document.getElementById("toasts");
+    if (!region || !event.detail || !event.detail.message) {
+      return;
+    }
+    var toast = document.createElement("p");
+    toast.className = "toast";
+    toast.textContent = event.detail.message;
+    region.appendChild(toast);
+    window.setTimeout(function () {
+      toast.remove();
+    }, TOAST_SECONDS * 1000);
+  });
+
+  // --- inline editors (forms marked data-inline-editor) -------------------------------------
+  // Opening one focuses its first field (its first invalid field after an error); Escape
+  // cancels it; closing it (saved or cancelled) gives the focus back to what opened it, found
+  // again by its hx-get because the list it lives in was swapped too.
+
+  var requestedBy = null;
+  var opener = null;
+
+  function editorIn(element) {
+    if (!element.matches) {
+      return null;
+    }
+    return element.matches("[data-inline-editor]")
+      ? element
+      : element.querySelector("[data-inline-editor]");
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    requestedBy = elt.matches("[hx-get]") && !elt.closest("[data-inline-editor]")
+      ? elt.getAttribute("hx-get")
+      : null;
+  });
+
+  document.addEventListener("htmx:load", function (event) {
+    var editor = editorIn(event.target);
+    if (editor) {
+      opener = opener || requestedBy;
+      var field = editor.querySelector("[aria-invalid=true]") ||
+        editor.querySelector("input:not([type=hidden]), select, textarea");
+      if (field) {
+        field.focus();
+      }
+    } else if (opener && !document.querySelector("[data-inline-editor]")) {
+      var back = Array.from(document.querySelectorAll("[hx-get]")).find(function (element) {
+        return element.getAttribute("hx-get") === opener;
+      });
+      opener = null;
+      if (back) {
+        back.focus();
+      }
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.closest) {
+      return;
+    }
+    var editor = event.target.closest("[data-inline-editor]");
+    var cancel = editor && editor.querySelector("[data-cancel]");
+    if (cancel) {
+      event.preventDefault();
+      cancel.click();
+    }
+  });
 })();

@@ -162,3 +162,38 @@ def test_wide_screens_keep_phones_on_one_line_and_the_aging_table_in_its_box(
     )
     assert widths[0] <= widths[1] + 0.5, widths
     context.close()
+
+
+def test_an_inline_address_edit_keeps_the_focus_and_confirms_with_a_toast(page, org_a):
+    irene = factories.customer_create(
+        org_a.organization_id, first_name="Irene", last_name="Rodríguez"
+    )
+    factories.address_create(org_a.organization_id, irene.customer_id, city="Colón")
+    _login(page, org_a.users["branch_staff"].email)
+    page.goto(f"/customers/{irene.customer_id}")
+    edit = page.locator(".address-row").get_by_role("link", name="Editar")
+    edit.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".address-form select, .address-form input:visible").first).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator(".address-form")).to_have_count(0)
+    expect(edit).to_be_focused()
+    page.keyboard.press("Enter")
+    page.locator("#city").fill("")
+    page.get_by_role("button", name="Guardar dirección").click()
+    expect(page.locator("#city")).to_be_focused()  # the first invalid field
+    page.keyboard.type("David")
+    page.keyboard.press("Enter")
+    expect(page.locator("#toasts")).to_contain_text("Dirección de Irene Rodríguez guardada.")
+    expect(page.locator(".address-row")).to_contain_text("David")
+    expect(edit).to_be_focused()
+
+
+def test_the_skip_link_jumps_to_the_content(page, org_a):
+    _login(page, org_a.users["branch_staff"].email)
+    page.goto("/segments/")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Saltar al contenido")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
