@@ -39,7 +39,9 @@
   function setOpen(open) {
     var box = searchBox();
     results().hidden = !open;
-    box.setAttribute("aria-expanded", open ? "true" : "false");
+    // Expanded only over a list: "no results" is a message, announced by #quick-status.
+    var expanded = open && Boolean(document.getElementById("quick-listbox"));
+    box.setAttribute("aria-expanded", expanded ? "true" : "false");
     if (!open) {
       setActive(null);
     }

@@ -62,7 +62,7 @@ def test_demo_role_logs_in_and_sees_its_navigation(page, demo_data, email):
     expect(page.get_by_role("heading", name="Clientes")).to_be_visible()
     links = page.locator("#main-nav > li > a")
     expect(links).to_have_text(NAVIGATION[email])
-    page.locator("summary").click()
+    page.locator("details.dropdown > summary").click()  # the user menu
     page.get_by_role("button", name="Cerrar sesión").click()
     expect(page.get_by_text("Sesión cerrada.")).to_be_visible()
 
