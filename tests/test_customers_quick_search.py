@@ -7,6 +7,7 @@ import pytest
 from portal.customers.recent import RECENT_KEY, RECENT_LIMIT
 from portal.tasks import redis_connection
 from tests import factories
+from tests.test_request_path import wire_counts
 
 HTMX = {"HX-Request": "true"}
 OPTION_NAME = re.compile(r'role="option"[^>]*>\s*<strong>(.*?)</strong>', re.S)
@@ -118,3 +119,17 @@ def test_the_header_search_is_on_every_page(staff):
     page = staff.get("/segments/").text
     assert 'id="quick-q"' in page and 'role="combobox"' in page
     assert 'hx-get="/customers/quick"' in page
+
+
+def test_the_recent_list_costs_one_redis_round_trip_to_write_and_one_to_read(app, staff, org_a):
+    customer = factories.customer_create(org_a.organization_id)
+    staff.get(f"/customers/{customer.customer_id}")  # the session's user is cached from now on
+    with wire_counts(app) as opened:
+        staff.get(f"/customers/{customer.customer_id}")
+    with wire_counts(app) as read:
+        text = _quick(staff)
+    assert _names(text) == [customer.full_name]
+    # One trip is the session check every request makes (with the cached user).
+    assert opened.redis_round_trips == 2
+    assert read.redis_round_trips == 2
+    assert len(read.statements) == 2, read.statements  # the scope, then the recent customers
