@@ -177,16 +177,23 @@
       : null;
   });
 
-  document.addEventListener("htmx:load", function (event) {
-    var editor = editorIn(event.target);
+  // The page's htmx-config sets no settle delay, so the swap, htmx's processing of the new
+  // content and this focus move happen in one task: no keystroke can land in between.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var swapped = event.target;
+    var editor = editorIn(swapped);
     if (editor) {
       opener = opener || requestedBy;
-      var field = editor.querySelector("[aria-invalid=true]") ||
-        editor.querySelector("input:not([type=hidden]), select, textarea");
-      if (field) {
-        field.focus();
-      }
-    } else if (opener && !document.querySelector("[data-inline-editor]")) {
+    }
+    // Any form refused in place (422): the focus goes to its first invalid field.
+    var refused = event.detail.xhr && event.detail.xhr.status === 422;
+    var field = refused && swapped.querySelector("[aria-invalid=true]");
+    if (!field && editor) {
+      field = editor.querySelector("input:not([type=hidden]), select, textarea");
+    }
+    if (field) {
+      field.focus();
+    } else if (!editor && opener && !document.querySelector("[data-inline-editor]")) {
       var back = Array.from(document.querySelectorAll("[hx-get]")).find(function (element) {
         return element.getAttribute("hx-get") === opener;
       });
