@@ -3,9 +3,11 @@
 Every view answers through these helpers: `render` for "page or partial" (a refused form is the
 same call with status=INVALID, so the form partial shows its errors), `done` and `refused` for
 the outcome of an action (htmx gets the partial with the message and what `context()` returns,
-read only then; a browser without JavaScript is redirected with the message flashed).
+read only then; a browser without JavaScript is redirected with the message flashed). With
+toast=True htmx also gets the message as a toast (HX-Trigger), announced on whatever page it is.
 """
 
+import json
 from collections.abc import Callable
 
 from flask import flash, redirect, render_template, request
@@ -34,6 +36,11 @@ def render(
     return render_template(template, **context), status, headers or {}
 
 
+def _toast(message: str) -> dict:
+    # JSON escapes non-ASCII, so any name survives the latin-1 header (static/js/layout.js).
+    return {"HX-Trigger": json.dumps({"portal:toast": {"message": message}})}
+
+
 def _outcome(message, category, status, redirect_to, code, partial_template, headers, context):
     if partial_template and is_htmx():
         body = render_template(partial_template, message=message, **(context() if context else {}))
@@ -50,8 +57,11 @@ def done(
     partial: str | None = None,
     headers: dict | None = None,
     context: Callable[[], dict] | None = None,
+    toast: bool = False,
 ):
     """An action succeeded: htmx gets `partial` with the message, a browser a redirect."""
+    if toast:
+        headers = (headers or {}) | _toast(message)
     return _outcome(message, "success", 200, redirect_to, code, partial, headers, context)
 
 

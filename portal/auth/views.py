@@ -6,6 +6,7 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from portal import clock
 from portal.auth import bp
 from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.permissions import permission_required
@@ -17,6 +18,7 @@ from portal.auth.services import (
     staff_password_change,
 )
 from portal.extensions import limiter
+from portal.home import home_summary
 from portal.validation import form_error
 
 
@@ -135,5 +137,7 @@ def logout():
 @bp.get("/")
 @permission_required("account.use")
 def home():
-    """Send each user to the page their work starts from."""
-    return redirect(url_for("customers.index"))
+    """What needs me today: each item links to the list where the work is."""
+    return render_template(
+        "home.html", summary=home_summary(user=current_user), today=clock.today()
+    )

@@ -167,7 +167,9 @@ def _parse_cursor(cursor: str | None) -> tuple:
     return key, uuid.UUID(identifier)
 
 
-def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> SearchPage:
+def customer_search(
+    filters: SearchFilters, *, cursor: str | None = None, page_size: int = PAGE_SIZE
+) -> SearchPage:
     """A page of customers: best matches first for a query, most recently active otherwise."""
     key, after_id = _parse_cursor(cursor)
     if not filters.query:
@@ -180,7 +182,7 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
         customers = list(
             db.session.scalars(
                 statement.order_by(Customer.activity_at.desc(), Customer.customer_id.desc()).limit(
-                    PAGE_SIZE + 1
+                    page_size + 1
                 )
             )
         )
@@ -191,15 +193,15 @@ def customer_search(filters: SearchFilters, *, cursor: str | None = None) -> Sea
             _customers_matching(
                 filters,
                 after=(float(key), after_id) if after_id else (None, None),
-                limit=PAGE_SIZE + 1,
+                limit=page_size + 1,
             )
         ).all()
         ranks = {customer.customer_id: rank for customer, rank in rows}
         customers = [customer for customer, _ in rows]
         last_key = lambda customer: repr(ranks[customer.customer_id])  # noqa: E731
     next_cursor = None
-    if len(customers) > PAGE_SIZE:
-        customers = customers[:PAGE_SIZE]
+    if len(customers) > page_size:
+        customers = customers[:page_size]
         next_cursor = f"{last_key(customers[-1])}_{customers[-1].customer_id}"
     return SearchPage(customers, ranks, next_cursor)
 

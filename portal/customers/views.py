@@ -25,6 +25,7 @@ from portal.customers.forms import (
     StatusForm,
     TimelineForm,
 )
+from portal.customers.recent import recent_customer_add, recent_customers
 from portal.customers.selectors import (
     SearchFilters,
     address_list,
@@ -57,6 +58,7 @@ from portal.htmx import INVALID, done, is_htmx, refused, render
 from portal.validation import errors_text, form_error
 
 log = logging.getLogger(__name__)
+QUICK_RESULTS = 8  # the header search's dropdown: a few best matches, then "see all"
 SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
@@ -124,6 +126,20 @@ def index():
     # The address bar shows the search without its empty filters, so the link can be shared.
     headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
     return render("customers/index.html", "customers/_results.html", headers=headers, **context)
+
+
+@bp.get("/quick")
+@permission_required("customers.view")
+def quick():
+    """The header search's dropdown: the best matches, or my recent customers when empty."""
+    query = SearchForm(request.args).q.data or ""
+    if not is_htmx():  # the dropdown is a fragment; a browser gets the search page itself
+        return redirect(url_for("customers.index", **({"q": query} if query else {})))
+    if query:
+        customers = customer_search(SearchFilters(query=query), page_size=QUICK_RESULTS).customers
+    else:
+        customers = recent_customers(user=current_user)
+    return render("customers/_quick.html", customers=customers, query=query)
 
 
 @bp.get("/count")
@@ -231,6 +247,7 @@ def detail(customer_id: uuid.UUID):
     if page is None:
         abort(404)
     customer = page.customer
+    recent_customer_add(user=current_user, customer_id=customer_id)
     return render(
         "customers/detail.html",
         customer=customer,
@@ -349,17 +366,21 @@ def change_status(customer_id: uuid.UUID):
 # --- addresses (htmx partials; full pages without JavaScript) -----------------------------
 
 
-def _addresses_response(customer):
-    if is_htmx():
-        # The form targets itself (to show its errors); a saved change refreshes the whole list.
-        return render(
-            "customers/_addresses.html",
-            customer=customer,
-            addresses=address_list(customer.customer_id),
-            headers={"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"},
-        )
-    return redirect(
-        url_for("customers.detail", customer_id=customer.customer_id, _anchor="addresses")
+def _addresses_response(customer, message: str):
+    # The form targets itself (to show its errors); a saved change refreshes the whole list.
+    return done(
+        message,
+        redirect_to=url_for(
+            "customers.detail", customer_id=customer.customer_id, _anchor="addresses"
+        ),
+        code=302,
+        partial="customers/_addresses.html",
+        headers={"HX-Retarget": "#addresses", "HX-Reswap": "outerHTML"},
+        context=lambda: {
+            "customer": customer,
+            "addresses": address_list(customer.customer_id),
+        },
+        toast=True,
     )
 
 
@@ -392,7 +413,7 @@ def address_new(customer_id: uuid.UUID):
     form = AddressForm()
     if form.validate_on_submit():
         address_create(customer_id=customer_id, data=form.address_data(), actor=current_user)
-        return _addresses_response(customer)
+        return _addresses_response(customer, f"Dirección de {customer.full_name} agregada.")
     return _address_form_response(customer, form, status=INVALID if form.is_submitted() else 200)
 
 
@@ -416,7 +437,7 @@ def address_edit(customer_id: uuid.UUID, address_id: uuid.UUID):
         except CustomerError as error:
             form_error(form, str(error), error.field)
             return _address_form_response(customer, form, address, INVALID)
-        return _addresses_response(customer)
+        return _addresses_response(customer, f"Dirección de {customer.full_name} guardada.")
     return _address_form_response(customer, form, address, INVALID if form.is_submitted() else 200)
 
 
@@ -429,4 +450,4 @@ def address_deactivate_view(customer_id: uuid.UUID, address_id: uuid.UUID):
         address_deactivate(customer_id=customer_id, address_id=address_id, actor=current_user)
     except LookupError:
         abort(404)
-    return _addresses_response(customer)
+    return _addresses_response(customer, f"Dirección de {customer.full_name} desactivada.")

@@ -16,7 +16,7 @@ def _login(page, user):
     page.get_by_label("Correo electrónico").fill(user.email)
     page.get_by_label("Contraseña").fill(factories.TEST_PASSWORD)
     page.get_by_role("button", name="Entrar").click()
-    expect(page).to_have_url(re.compile(r"/customers/$"))
+    expect(page).to_have_url(re.compile(r"/$"))
 
 
 def test_approver_approves_from_the_queue(page, org_a):
