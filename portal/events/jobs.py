@@ -65,18 +65,14 @@ _LOCK_CUSTOMERS = sa.text(
     ORDER BY customer_id FOR NO KEY UPDATE
     """
 )
-# Only customers whose last purchase changed are written (an update of an indexed column).
+# The purchases' trigger has just refreshed these customers' summaries (the same transaction);
+# only customers whose last purchase changed are written (an update of an indexed column).
 _LAST_PURCHASE = sa.text(
     """
-    UPDATE customers c SET last_purchase_at = latest.completed_at
-    FROM (
-        SELECT u.customer_id,
-               (SELECT max(p.completed_at) FROM purchases p
-                WHERE p.customer_id = u.customer_id AND p.status = 'completed') AS completed_at
-        FROM unnest(CAST(:customers AS uuid[])) AS u(customer_id)
-    ) latest
-    WHERE c.customer_id = latest.customer_id
-      AND c.last_purchase_at IS DISTINCT FROM latest.completed_at
+    UPDATE customers c SET last_purchase_at = s.last_purchase_at
+    FROM purchase_summaries s
+    WHERE s.customer_id = ANY(CAST(:customers AS uuid[])) AND c.customer_id = s.customer_id
+      AND c.last_purchase_at IS DISTINCT FROM s.last_purchase_at
     """
 )
 

@@ -1,4 +1,4 @@
-"""RFM segmentation as one set-based statement per organization (never a Python loop).
+"""RFM segmentation, set-based in PostgreSQL, from the per-customer purchase summary.
 
 R, F and M are tie-aware quintiles over the organization's customers with completed purchases:
 score = least(5, 1 + floor(5 * percent_rank())), ordered worst to best, where percent_rank() is
@@ -11,38 +11,115 @@ First matching rule wins: champions (R>=4, F>=4, M>=4), loyal (R>=3, F>=4), new 
 potential_loyalist (R>=3), at_risk (R<=2, F>=3), lost (R<=2, F<=2). Customers without purchases
 are 'new' with no scores. VIP: champions, or at most 5 % of the other buyers have a higher
 lifetime value. At risk: at_risk, or lost with M>=4.
+
+Why it can be incremental. With B = max(buyers - 1, 1) and c_k = ceil(k * B / 5), a buyer's score
+on an axis is 1 + #{k in 1..4 : at least c_k buyers are strictly worse}, and "at least c buyers
+are strictly worse than v" is "v > the c-th smallest value". So each axis has four boundary
+values (the c_k-th smallest), the VIP rule one more (the value at ascending position
+buyers - floor((buyers - 1) / 20)), and every customer's row is a function of its own summary and
+these 13 values. A run computes the boundaries (three sorts of the buyers' summaries) and
+rewrites only the customers whose summary changed since the previous run's snapshot, whose value
+lies between an old and a new position of a boundary that moved, or who have no row yet; of
+those, only rows whose values differ are written (`IS DISTINCT FROM`). A full run considers
+every customer (the nightly job: it also repairs anything written outside this path).
 """
 
-from datetime import date
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portal import clock
 from portal.db import current_organization_id
 from portal.extensions import db
-from portal.segments.models import SEGMENTS, CustomerSegment
+from portal.segments.models import SEGMENTS, CustomerSegment, SegmentRun
 from portal.webhooks.services import FAN_OUT, deliveries_start_after_commit, outbox_subscribed
 
-_SEGMENTED = """
-    WITH stats AS (
-        SELECT customer_id,
-               (max(completed_at) AT TIME ZONE 'America/Panama')::date AS last_purchase_day,
-               count(*) AS orders, sum(total) AS lifetime_value
-        FROM purchases WHERE status = 'completed'
-        GROUP BY customer_id
+# One recompute of an organization at a time: a run's snapshot must include the previous run's
+# writes, or rows it did not consider could keep values older than what the run recorded.
+_SERIALIZE = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('segments ' || :org, 0))")
+_PREVIOUS = (
+    sa.select(
+        SegmentRun.snapshot,
+        SegmentRun.recency_bounds,
+        SegmentRun.frequency_bounds,
+        SegmentRun.monetary_bounds,
+        SegmentRun.vip_bound,
+    )
+    .order_by(SegmentRun.started_at.desc())
+    .limit(1)
+)
+# One statement, so the boundaries, the candidates, the values they are scored from and the
+# snapshot recorded for the next run all come from the same snapshot.
+_RECOMPUTE = sa.text(
+    """
+    WITH buyers AS MATERIALIZED (
+        SELECT customer_id, orders, lifetime_value AS value,
+               (last_purchase_at AT TIME ZONE 'America/Panama')::date AS day
+        FROM purchase_summaries WHERE orders > 0
+    ),
+    size AS (SELECT count(*)::int AS n FROM buyers),
+    cut AS (  -- the 1-based ascending positions of the four quintile boundaries
+        SELECT k, (k * greatest(n - 1, 1) + 4) / 5 AS position FROM size, generate_series(1, 4) k
+    ),
+    bounds AS (
+        SELECT
+            (SELECT array_agg(day ORDER BY k) FROM cut JOIN (
+                SELECT day, row_number() OVER (ORDER BY day) AS position FROM buyers
+             ) ranked USING (position)) AS r,
+            (SELECT array_agg(orders ORDER BY k) FROM cut JOIN (
+                SELECT orders, row_number() OVER (ORDER BY orders) AS position FROM buyers
+             ) ranked USING (position)) AS f,
+            (SELECT array_agg(value ORDER BY k) FROM cut JOIN (
+                SELECT value, row_number() OVER (ORDER BY value) AS position FROM buyers
+             ) ranked USING (position)) AS m,
+            (SELECT value FROM (
+                SELECT value, row_number() OVER (ORDER BY value) AS position FROM buyers
+             ) ranked, size WHERE position = n - (n - 1) / 20) AS vip
+    ),
+    moved AS (  -- the value ranges whose scores a moved boundary changed
+        SELECT
+            (SELECT coalesce(array_agg(daterange(least(o, n), greatest(o, n), '[]')), '{}')
+             FROM unnest(CAST(:old_r AS date[]), bounds.r) b(o, n)
+             WHERE o IS DISTINCT FROM n) AS r,
+            (SELECT coalesce(array_agg(int4range(least(o, n), greatest(o, n), '[]')), '{}')
+             FROM unnest(CAST(:old_f AS int[]), bounds.f) b(o, n)
+             WHERE o IS DISTINCT FROM n) AS f,
+            (SELECT coalesce(array_agg(numrange(least(o, n), greatest(o, n), '[]')), '{}')
+             FROM unnest(CAST(:old_m AS numeric[]) || CAST(:old_vip AS numeric),
+                         bounds.m || bounds.vip) b(o, n)
+             WHERE o IS DISTINCT FROM n) AS m
+        FROM bounds
+    ),
+    candidates AS (
+        SELECT customer_id FROM customers WHERE CAST(:full AS boolean)
+        UNION
+        SELECT s.customer_id FROM purchase_summaries s
+        WHERE NOT CAST(:full AS boolean)
+          AND s.changed_xid >= pg_snapshot_xmin(CAST(:since AS pg_snapshot))
+          AND NOT pg_visible_in_snapshot(s.changed_xid, CAST(:since AS pg_snapshot))
+        UNION
+        SELECT b.customer_id FROM buyers b, moved
+        WHERE NOT CAST(:full AS boolean)
+          AND (b.day <@ ANY(moved.r) OR b.orders <@ ANY(moved.f) OR b.value <@ ANY(moved.m))
+        UNION
+        SELECT c.customer_id FROM customers c
+        WHERE NOT CAST(:full AS boolean)
+          AND NOT EXISTS (SELECT FROM customer_segments g WHERE g.customer_id = c.customer_id)
     ),
     scored AS (
-        SELECT stats.*,
-               -- 1 + floor(5 * percent_rank()), in integers so no boundary rounds down
-               least(5, 1 + 5 * (rank() OVER (ORDER BY last_purchase_day) - 1) / buyers) AS r,
-               least(5, 1 + 5 * (rank() OVER (ORDER BY orders) - 1) / buyers) AS f,
-               least(5, 1 + 5 * (rank() OVER (ORDER BY lifetime_value) - 1) / buyers) AS m,
-               percent_rank() OVER (ORDER BY lifetime_value DESC) AS value_share
-        FROM (SELECT stats.*, greatest(count(*) OVER () - 1, 1) AS buyers FROM stats) stats
+        SELECT c.customer_id, b.orders, b.value, b.day,
+               1 + (b.day > r[1])::int + (b.day > r[2])::int + (b.day > r[3])::int
+                 + (b.day > r[4])::int AS r,
+               1 + (b.orders > f[1])::int + (b.orders > f[2])::int + (b.orders > f[3])::int
+                 + (b.orders > f[4])::int AS f,
+               1 + (b.value > m[1])::int + (b.value > m[2])::int + (b.value > m[3])::int
+                 + (b.value > m[4])::int AS m,
+               b.value >= bounds.vip AS top_value
+        FROM candidates c LEFT JOIN buyers b ON b.customer_id = c.customer_id, bounds
     ),
     segmented AS (
         SELECT scored.*,
                CASE
+                   WHEN orders IS NULL THEN 'new'
                    WHEN r >= 4 AND f >= 4 AND m >= 4 THEN 'champions'
                    WHEN r >= 3 AND f >= 4 THEN 'loyal'
                    WHEN r >= 4 AND f = 1 THEN 'new'
@@ -51,72 +128,108 @@ _SEGMENTED = """
                    ELSE 'lost'
                END AS segment_code
         FROM scored
-    )
-"""
-_UPSERT = """
-    INSERT INTO customer_segments (
-        organization_id, customer_id, segment_code, rfm_recency, rfm_frequency, rfm_monetary,
-        lifetime_value, average_order_value, total_orders, days_since_last_purchase,
-        is_vip, is_at_risk, calculated_at, updated_at
-    )
-    SELECT :org, c.customer_id, coalesce(s.segment_code, 'new'), s.r, s.f, s.m,
-           coalesce(s.lifetime_value, 0), coalesce(round(s.lifetime_value / s.orders, 2), 0),
-           coalesce(s.orders, 0), :today - s.last_purchase_day,
-           coalesce(s.segment_code = 'champions' OR s.value_share <= 0.05, false),
-           coalesce(s.segment_code = 'at_risk' OR (s.segment_code = 'lost' AND s.m >= 4), false),
-           now(), now()
-    FROM customers c LEFT JOIN segmented s ON s.customer_id = c.customer_id
-    ON CONFLICT (organization_id, customer_id) DO UPDATE SET
-        segment_code = excluded.segment_code, rfm_recency = excluded.rfm_recency,
-        rfm_frequency = excluded.rfm_frequency, rfm_monetary = excluded.rfm_monetary,
-        lifetime_value = excluded.lifetime_value,
-        average_order_value = excluded.average_order_value,
-        total_orders = excluded.total_orders,
-        days_since_last_purchase = excluded.days_since_last_purchase,
-        is_vip = excluded.is_vip, is_at_risk = excluded.is_at_risk,
-        calculated_at = excluded.calculated_at, updated_at = excluded.updated_at
-"""
-_RECOMPUTE = sa.text(_SEGMENTED + _UPSERT)
-# The same, publishing customer.segment_changed for every customer whose segment changed: the
-# CTEs all read the snapshot from before the upsert, so `previous` holds the old segments.
-_RECOMPUTE_PUBLISHING = sa.text(
-    _SEGMENTED
-    + """,
-    previous AS (SELECT customer_id, segment_code FROM customer_segments),
-    upserted AS ("""
-    + _UPSERT
-    + """ RETURNING customer_id, segment_code),
-    events AS (
+    ),
+    computed AS (
+        SELECT customer_id, segment_code, r, f, m, coalesce(value, 0) AS lifetime_value,
+               coalesce(round(value / orders, 2), 0) AS average_order_value,
+               coalesce(orders, 0) AS total_orders, day AS last_purchase_on,
+               coalesce(segment_code = 'champions' OR top_value, false) AS is_vip,
+               coalesce(segment_code = 'at_risk' OR (segment_code = 'lost' AND m >= 4), false)
+                   AS is_at_risk
+        FROM segmented
+    ),
+    changes AS MATERIALIZED (
+        SELECT n.*, o.customer_id IS NOT NULL AS existed, o.segment_code AS previous_segment
+        FROM computed n LEFT JOIN customer_segments o ON o.customer_id = n.customer_id
+        WHERE o.customer_id IS NULL
+           OR (o.segment_code, o.rfm_recency, o.rfm_frequency, o.rfm_monetary, o.lifetime_value,
+               o.average_order_value, o.total_orders, o.last_purchase_on, o.is_vip, o.is_at_risk)
+              IS DISTINCT FROM
+              (n.segment_code, n.r, n.f, n.m, n.lifetime_value, n.average_order_value,
+               n.total_orders, n.last_purchase_on, n.is_vip, n.is_at_risk)
+    ),
+    upserted AS (
+        INSERT INTO customer_segments (
+            organization_id, customer_id, segment_code, rfm_recency, rfm_frequency,
+            rfm_monetary, lifetime_value, average_order_value, total_orders, last_purchase_on,
+            is_vip, is_at_risk, calculated_at, updated_at
+        )
+        SELECT :org, customer_id, segment_code, r, f, m, lifetime_value, average_order_value,
+               total_orders, last_purchase_on, is_vip, is_at_risk, now(), now()
+        FROM changes
+        ON CONFLICT (organization_id, customer_id) DO UPDATE SET
+            segment_code = excluded.segment_code, rfm_recency = excluded.rfm_recency,
+            rfm_frequency = excluded.rfm_frequency, rfm_monetary = excluded.rfm_monetary,
+            lifetime_value = excluded.lifetime_value,
+            average_order_value = excluded.average_order_value,
+            total_orders = excluded.total_orders, last_purchase_on = excluded.last_purchase_on,
+            is_vip = excluded.is_vip, is_at_risk = excluded.is_at_risk,
+            calculated_at = excluded.calculated_at, updated_at = excluded.updated_at
+        RETURNING customer_id
+    ),
+    events AS (  -- customer.segment_changed, only when some subscription wants it
         INSERT INTO outbox_events (organization_id, event_type, data)
         SELECT :org, 'customer.segment_changed',
-               jsonb_build_object('customer_id', u.customer_id,
-                                  'previous_segment', p.segment_code,
-                                  'segment', u.segment_code)
-        FROM upserted u JOIN previous p ON p.customer_id = u.customer_id
-        WHERE p.segment_code IS DISTINCT FROM u.segment_code
+               jsonb_build_object('customer_id', customer_id,
+                                  'previous_segment', previous_segment,
+                                  'segment', segment_code)
+        FROM changes
+        WHERE CAST(:publish AS boolean) AND existed
+          AND previous_segment IS DISTINCT FROM segment_code
         RETURNING organization_id, event_id, event_type
     ),
     fanned AS ("""
     + FAN_OUT.format(events="events")
-    + """ RETURNING delivery_id)
-    SELECT (SELECT count(*) FROM upserted) AS written, (SELECT count(*) FROM fanned) AS fanned
+    + """ RETURNING delivery_id),
+    run AS (
+        INSERT INTO segment_runs (organization_id, kind, snapshot, buyers, recency_bounds,
+                                  frequency_bounds, monetary_bounds, vip_bound, considered,
+                                  written)
+        SELECT :org, CASE WHEN CAST(:full AS boolean) THEN 'full' ELSE 'incremental' END,
+               pg_current_snapshot(), size.n, bounds.r, bounds.f, bounds.m, bounds.vip,
+               (SELECT count(*) FROM candidates), (SELECT count(*) FROM upserted)
+        FROM size, bounds
+        RETURNING considered, written
+    )
+    SELECT considered, written, (SELECT count(*) FROM fanned) AS fanned FROM run
     """
 )
 
 
-def segments_recompute(*, today: date | None = None) -> int:
-    """Recompute every customer's segment of the current organization; returns rows written.
+@dataclass(frozen=True)
+class RecomputeResult:
+    """What a recompute did: customers it considered, rows it wrote."""
 
-    Changes of segment are published (customer.segment_changed) only when some subscription
-    wants them: at a million customers the comparison is not free.
+    considered: int
+    written: int
+
+
+def segments_recompute(*, full: bool = False) -> RecomputeResult:
+    """Recompute the current organization's segments, writing only rows whose values changed.
+
+    Incremental unless `full` or there is no previous run (see the module docstring). Changes of
+    segment are published (customer.segment_changed) when some subscription wants them.
     """
-    parameters = {"org": current_organization_id(), "today": today or clock.today()}
-    if not outbox_subscribed("customer.segment_changed"):
-        return db.session.execute(_RECOMPUTE, parameters).rowcount
-    written, fanned = db.session.execute(_RECOMPUTE_PUBLISHING, parameters).one()
-    if fanned:
+    organization_id = current_organization_id()
+    db.session.execute(_SERIALIZE, {"org": str(organization_id)})
+    previous = db.session.execute(_PREVIOUS).first()
+    full = full or previous is None
+    row = db.session.execute(
+        _RECOMPUTE,
+        {
+            "org": organization_id,
+            "full": full,
+            "since": previous.snapshot if previous else None,
+            "old_r": previous.recency_bounds if previous else None,
+            "old_f": previous.frequency_bounds if previous else None,
+            "old_m": previous.monetary_bounds if previous else None,
+            "old_vip": previous.vip_bound if previous else None,
+            "publish": outbox_subscribed("customer.segment_changed"),
+        },
+    ).one()
+    if row.fanned:
         deliveries_start_after_commit()
-    return written
+    return RecomputeResult(considered=row.considered, written=row.written)
 
 
 def segment_distribution() -> list[dict]:
@@ -144,4 +257,4 @@ def segment_distribution() -> list[dict]:
 
 def segments_last_computed():
     """When segments were last computed for this organization, if ever."""
-    return db.session.scalar(sa.select(sa.func.max(CustomerSegment.calculated_at)))
+    return db.session.scalar(sa.select(sa.func.max(SegmentRun.finished_at)))
