@@ -1,6 +1,7 @@
 """Purchase summaries kept by the order events, and the incremental, change-only recompute."""
 
 import random
+import threading
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -228,3 +229,33 @@ def test_a_buyer_moving_a_boundary_rescores_customers_whose_own_summary_did_not_
     # Four M scores move, the former top buyer is no longer VIP (top 5 %), the new one is scored.
     moved = {c for c in before if before[c] != after[c]}
     assert len(moved) == 6 and result.written == len(moved)  # only the rows that changed
+
+
+def test_two_recomputes_of_one_organization_at_once_run_one_after_the_other(org_a):
+    customers = [factories.customer_create(org_a.organization_id).customer_id for _ in range(8)]
+    for position, customer_id in enumerate(customers, start=1):
+        factories.order_number(org_a.organization_id, customer_id, total=Decimal(position))
+    _recompute(org_a)
+    factories.order_number(org_a.organization_id, customers[0], total=Decimal("500"))
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker():
+        barrier.wait()
+        results.append(_recompute(org_a))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # The second waited for the first and started from its snapshot: nothing left to consider.
+    assert sorted(result.considered for result in results)[0] == 0
+    assert sum(result.written for result in results) > 0
+    purchases = defaultdict(list)
+    with factories.scoped(org_a.organization_id):
+        for row in db.session.execute(
+            sa.text("SELECT customer_id, total, completed_at, status FROM purchases")
+        ):
+            purchases[row.customer_id].append((row.total, row.completed_at, row.status))
+    assert _stored(org_a) == _expected(purchases, customers)

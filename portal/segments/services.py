@@ -57,25 +57,25 @@ _RECOMPUTE = sa.text(
         FROM purchase_summaries WHERE orders > 0
     ),
     size AS (SELECT count(*)::int AS n FROM buyers),
-    cut AS (  -- the 1-based ascending positions of the four quintile boundaries
-        SELECT k, (k * greatest(n - 1, 1) + 4) / 5 AS position FROM size, generate_series(1, 4) k
+    -- The boundaries' ascending positions c (1-based) as fractions percentile_disc() maps back
+    -- to exactly c: the four quintile boundaries (c_k = ceil(k * B / 5)), then the VIP one.
+    cut AS (
+        SELECT array_agg((((k * greatest(n - 1, 1) + 4) / 5) - 0.5) / greatest(n, 1)
+                         ORDER BY k) AS quintiles,
+               (n - (n - 1) / 20 - 0.5) / greatest(n, 1) AS vip
+        FROM size, generate_series(1, 4) k GROUP BY n
     ),
-    bounds AS (
-        SELECT
-            (SELECT array_agg(day ORDER BY k) FROM cut JOIN (
-                SELECT day, row_number() OVER (ORDER BY day) AS position FROM buyers
-             ) ranked USING (position)) AS r,
-            (SELECT array_agg(orders ORDER BY k) FROM cut JOIN (
-                SELECT orders, row_number() OVER (ORDER BY orders) AS position FROM buyers
-             ) ranked USING (position)) AS f,
-            (SELECT array_agg(value ORDER BY k) FROM cut JOIN (
-                SELECT value, row_number() OVER (ORDER BY value) AS position FROM buyers
-             ) ranked USING (position)) AS m,
-            (SELECT value FROM (
-                SELECT value, row_number() OVER (ORDER BY value) AS position FROM buyers
-             ) ranked, size WHERE position = n - (n - 1) / 20) AS vip
+    bounds AS MATERIALIZED (  -- one row, NULLs when there are no buyers
+        SELECT r, f, m[1:4] AS m, m[5] AS vip FROM (
+            SELECT percentile_disc((SELECT quintiles FROM cut)) WITHIN GROUP (ORDER BY day) AS r,
+                   percentile_disc((SELECT quintiles FROM cut)) WITHIN GROUP (ORDER BY orders)
+                       AS f,
+                   percentile_disc((SELECT quintiles || vip FROM cut))
+                       WITHIN GROUP (ORDER BY value) AS m
+            FROM buyers
+        ) sorted
     ),
-    moved AS (  -- the value ranges whose scores a moved boundary changed
+    moved AS MATERIALIZED (  -- the value ranges whose scores a moved boundary changed
         SELECT
             (SELECT coalesce(array_agg(daterange(least(o, n), greatest(o, n), '[]')), '{}')
              FROM unnest(CAST(:old_r AS date[]), bounds.r) b(o, n)
@@ -105,7 +105,7 @@ _RECOMPUTE = sa.text(
         WHERE NOT CAST(:full AS boolean)
           AND NOT EXISTS (SELECT FROM customer_segments g WHERE g.customer_id = c.customer_id)
     ),
-    scored AS (
+    scored AS MATERIALIZED (  -- materialized: each score is computed once per row
         SELECT c.customer_id, b.orders, b.value, b.day,
                1 + (b.day > r[1])::int + (b.day > r[2])::int + (b.day > r[3])::int
                  + (b.day > r[4])::int AS r,
@@ -116,7 +116,7 @@ _RECOMPUTE = sa.text(
                b.value >= bounds.vip AS top_value
         FROM candidates c LEFT JOIN buyers b ON b.customer_id = c.customer_id, bounds
     ),
-    segmented AS (
+    segmented AS MATERIALIZED (  -- and the segment once
         SELECT scored.*,
                CASE
                    WHEN orders IS NULL THEN 'new'
@@ -212,6 +212,9 @@ def segments_recompute(*, full: bool = False) -> RecomputeResult:
     """
     organization_id = current_organization_id()
     db.session.execute(_SERIALIZE, {"org": str(organization_id)})
+    # Three sorts of the buyers (the boundaries) fit in memory instead of spilling to disk at a
+    # million customers; one recompute per worker at a time bounds it.
+    db.session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     previous = db.session.execute(_PREVIOUS).first()
     full = full or previous is None
     row = db.session.execute(
