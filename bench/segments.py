@@ -206,10 +206,7 @@ def customers_change(app, owner, organization_id: uuid.UUID, share: float, seed:
     rng = random.Random(seed)
     chosen = rng.sample(customers, max(1, round(share * len(customers))))
     now = datetime.now(UTC)
-    rows = [
-        (uuid.UUID(int=rng.getrandbits(128) | (4 << 76)), c, "42.00", now, "completed", now)
-        for c in chosen
-    ]
+    rows = [(uuid.uuid4(), c, "42.00", now, "completed", now) for c in chosen]  # new orders
     with app.app_context():
         purchases_bulk_load(organization_id, rows)
     vacuum(owner, "purchase_summaries")
