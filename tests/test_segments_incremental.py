@@ -259,3 +259,57 @@ def test_two_recomputes_of_one_organization_at_once_run_one_after_the_other(org_
         ):
             purchases[row.customer_id].append((row.total, row.completed_at, row.status))
     assert _stored(org_a) == _expected(purchases, customers)
+
+
+def test_the_migration_builds_summaries_and_segment_purchase_days_from_purchases(
+    app, owner_engine, org_a
+):
+    """0022 on a database of the old shape: summaries and last purchase days from purchases."""
+    from flask_migrate import downgrade, upgrade
+
+    buyer, cancelled = (factories.customer_create(org_a.organization_id) for _ in range(2))
+    with app.app_context():
+        downgrade(revision="0019_collections")
+    try:
+        with owner_engine.begin() as connection:
+            connection.execute(
+                sa.text("SELECT set_config('app.current_organization_id', :org, true)"),
+                {"org": str(org_a.organization_id)},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO purchases (organization_id, order_id, customer_id, total,"
+                    " completed_at, status, event_occurred_at)"
+                    " VALUES (:org, gen_random_uuid(), :buyer, 10, :first, 'completed', :first),"
+                    " (:org, gen_random_uuid(), :buyer, 15.5, :last, 'completed', :last),"
+                    " (:org, gen_random_uuid(), :cancelled, 99, :last, 'cancelled', :last)"
+                ),
+                {
+                    "org": org_a.organization_id,
+                    "buyer": buyer.customer_id,
+                    "cancelled": cancelled.customer_id,
+                    "first": NOW - timedelta(days=40),
+                    "last": NOW,
+                },
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO customer_segments (organization_id, customer_id, segment_code,"
+                    " total_orders, days_since_last_purchase) VALUES (:org, :buyer, 'lost', 2, 3)"
+                ),
+                {"org": org_a.organization_id, "buyer": buyer.customer_id},
+            )
+    finally:
+        with app.app_context():
+            upgrade()
+    assert (
+        _rows(org_a, _SUMMARIES)
+        == _rows(org_a, _AGGREGATE)
+        == {(buyer.customer_id, 2, Decimal("25.50"), NOW - timedelta(days=40), NOW)}
+    )
+    with factories.scoped(org_a.organization_id):
+        segment = db.session.scalar(
+            sa.text("SELECT last_purchase_on FROM customer_segments WHERE customer_id = :id"),
+            {"id": buyer.customer_id},
+        )
+    assert segment == NOW.astimezone(clock.BUSINESS_ZONE).date()
