@@ -55,10 +55,6 @@ ROWS = {
         "organization_id, event_id, event_type, occurred_at, payload, payload_hash",
         ":org, gen_random_uuid(), 'orders.order.completed', now(), '{}', repeat('a', 64)",
     ),
-    "purchase_summaries": (  # before purchases, whose trigger then refreshes it
-        "organization_id, customer_id, orders, lifetime_value",
-        ":org, :customer, 0, 0",
-    ),
     "purchases": (
         "organization_id, order_id, customer_id, total, completed_at, status, event_occurred_at",
         ":org, gen_random_uuid(), :customer, 10, now(), 'completed', now()",
@@ -104,7 +100,7 @@ TOUCH = {
     "audit_log": "action = action",
     "event_inbox": "attempts = attempts",
     "purchases": "total = total",
-    "purchase_summaries": "orders = orders",
+    "purchase_summaries": "orders = orders",  # its row comes with the customer (a trigger)
     "segment_runs": "kind = kind",  # append-only: no UPDATE or DELETE at all
     "collection_assignments": "assigned_at = assigned_at",
     "collection_contacts": "note = note",  # append-only: no UPDATE or DELETE at all

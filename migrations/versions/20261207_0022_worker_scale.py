@@ -1,11 +1,13 @@
 """Segments from a per-customer purchase summary, recomputed incrementally and recorded per run.
 
 - `purchase_summaries`: per customer, the completed orders, their total and the first and last
-  purchase. Statement-level triggers on `purchases` (`purchase_summaries_refresh`) re-aggregate
-  the customers a statement touched, in that statement, whoever writes purchases (the order
-  events' apply, bulk loads, the demo seed). A row is rewritten only when a value changes, and
-  then records the writing transaction (`changed_xid`), so a recompute can ask which summaries
-  changed since the snapshot of the previous run.
+  purchase. Every customer has one from its creation (a trigger on `customers`), so a new
+  customer shows up as a changed summary. Statement-level triggers on `purchases`
+  (`purchase_summaries_refresh`) re-aggregate the customers a statement touched, in that
+  statement, whoever writes purchases (the order events' apply, bulk loads, the demo seed). A
+  row is rewritten only when a value changes, and then records the writing transaction
+  (`changed_xid`), so a recompute can ask which summaries changed since the snapshot of the
+  previous run.
 - `customer_segments.last_purchase_on` replaces `days_since_last_purchase`: the day count changed
   every day for every buyer, so a recompute that writes only changed rows would have rewritten
   every buyer nightly; the page computes the days from the date.
@@ -88,6 +90,24 @@ def upgrade():
         $$
         """
     )
+    op.execute(
+        """
+        CREATE FUNCTION purchase_summaries_create() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+        BEGIN
+            INSERT INTO purchase_summaries (organization_id, customer_id, orders, lifetime_value)
+            SELECT organization_id, customer_id, 0, 0 FROM created
+            ON CONFLICT (organization_id, customer_id) DO NOTHING;
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER purchase_summaries_on_new_customer AFTER INSERT ON customers "
+        "REFERENCING NEW TABLE AS created FOR EACH STATEMENT "
+        "EXECUTE FUNCTION purchase_summaries_create()"
+    )
     for event, rows in _REFRESH_TRIGGERS.items():
         op.execute(
             f"CREATE TRIGGER purchase_summaries_on_{event} AFTER {event.upper()} ON purchases "
@@ -98,12 +118,11 @@ def upgrade():
         """
         INSERT INTO purchase_summaries (organization_id, customer_id, orders, lifetime_value,
                                         first_purchase_at, last_purchase_at)
-        SELECT organization_id, customer_id,
-               count(*) FILTER (WHERE status = 'completed'),
-               coalesce(sum(total) FILTER (WHERE status = 'completed'), 0),
-               min(completed_at) FILTER (WHERE status = 'completed'),
-               max(completed_at) FILTER (WHERE status = 'completed')
-        FROM purchases GROUP BY organization_id, customer_id;
+        SELECT c.organization_id, c.customer_id, count(p.order_id), coalesce(sum(p.total), 0),
+               min(p.completed_at), max(p.completed_at)
+        FROM customers c
+        LEFT JOIN purchases p ON p.customer_id = c.customer_id AND p.status = 'completed'
+        GROUP BY c.organization_id, c.customer_id;
         """
     )
 
@@ -162,4 +181,6 @@ def downgrade():
     for event in _REFRESH_TRIGGERS:
         op.execute(f"DROP TRIGGER purchase_summaries_on_{event} ON purchases")
     op.execute("DROP FUNCTION purchase_summaries_refresh()")
+    op.execute("DROP TRIGGER purchase_summaries_on_new_customer ON customers")
+    op.execute("DROP FUNCTION purchase_summaries_create()")
     op.execute("DROP TABLE purchase_summaries")

@@ -18,10 +18,11 @@ are strictly worse than v" is "v > the c-th smallest value". So each axis has fo
 values (the c_k-th smallest), the VIP rule one more (the value at ascending position
 buyers - floor((buyers - 1) / 20)), and every customer's row is a function of its own summary and
 these 13 values. A run computes the boundaries (three sorts of the buyers' summaries) and
-rewrites only the customers whose summary changed since the previous run's snapshot, whose value
-lies between an old and a new position of a boundary that moved, or who have no row yet; of
-those, only rows whose values differ are written (`IS DISTINCT FROM`). A full run considers
-every customer (the nightly job: it also repairs anything written outside this path).
+considers only the customers whose summary changed since the previous run's snapshot (a new
+customer's summary is created with it, so it counts as changed) or whose value lies between an
+old and a new position of a boundary that moved; of those, only rows whose values differ are
+written (`IS DISTINCT FROM`). A full run considers every customer (the nightly job: it also
+repairs anything written outside this path).
 """
 
 from dataclasses import dataclass
@@ -100,10 +101,7 @@ _RECOMPUTE = sa.text(
         SELECT b.customer_id FROM buyers b, moved
         WHERE NOT CAST(:full AS boolean)
           AND (b.day <@ ANY(moved.r) OR b.orders <@ ANY(moved.f) OR b.value <@ ANY(moved.m))
-        UNION
-        SELECT c.customer_id FROM customers c
-        WHERE NOT CAST(:full AS boolean)
-          AND NOT EXISTS (SELECT FROM customer_segments g WHERE g.customer_id = c.customer_id)
+
     ),
     scored AS MATERIALIZED (  -- materialized: each score is computed once per row
         SELECT c.customer_id, b.orders, b.value, b.day,
