@@ -306,9 +306,24 @@ def tiers_check(app, organization_id: uuid.UUID, expected: dict[uuid.UUID, str])
     return wrong + len(set(actual) - set(expected))
 
 
+# Summaries whose values differ from the completed purchases re-aggregated (either side missing
+# counts too, except a summary with no purchases left).
+SUMMARIES_WRONG = """
+    SELECT count(*) FROM purchase_summaries s
+    FULL JOIN (SELECT customer_id, count(*) AS orders, sum(total) AS lifetime_value,
+                      min(completed_at) AS first_at, max(completed_at) AS last_at
+               FROM purchases WHERE status = 'completed' GROUP BY customer_id) p
+      ON p.customer_id = s.customer_id
+    WHERE (s.orders, s.lifetime_value, s.first_purchase_at, s.last_purchase_at)
+          IS DISTINCT FROM (p.orders, p.lifetime_value, p.first_at, p.last_at)
+      AND NOT (p.customer_id IS NULL AND s.orders = 0)
+"""
+
+
 def orders_check(app, organization_id: uuid.UUID, expected: dict) -> int:
-    """Orders whose stored status is not their latest event's, plus customers whose last
-    purchase is not their latest completed order (read as the app role)."""
+    """Orders whose stored status is not their latest event's, customers whose last purchase is
+    not their latest completed order, and purchase summaries that differ from a re-aggregation
+    of the purchases (read as the app role)."""
     from portal.db import organization_scope
     from portal.extensions import db
 
@@ -317,6 +332,7 @@ def orders_check(app, organization_id: uuid.UUID, expected: dict) -> int:
         last = dict(
             db.session.execute(sa.text("SELECT customer_id, last_purchase_at FROM customers")).all()
         )
+        summaries_wrong = db.session.scalar(sa.text(SUMMARIES_WRONG))
         db.session.rollback()
     wrong = sum(
         1 for order_id, (_, status, _) in expected.items() if stored.get(order_id) != status
@@ -328,7 +344,7 @@ def orders_check(app, organization_id: uuid.UUID, expected: dict) -> int:
             latest[customer_id] = max(latest[customer_id] or when, when)
     # Customers the run sent no order for keep the last purchase the seed data gave them.
     wrong += sum(1 for customer_id, when in latest.items() if last.get(customer_id) != when)
-    return wrong + len(set(stored) - set(expected))
+    return wrong + len(set(stored) - set(expected)) + summaries_wrong
 
 
 @dataclass
@@ -439,7 +455,7 @@ def table_activity(owner: sa.Engine) -> list[tuple]:
                 "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup,"
                 " (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid)"
                 " FROM pg_stat_user_tables s"
-                " WHERE relname IN ('customers', 'event_inbox', 'purchases')"
+                " WHERE relname IN ('customers', 'event_inbox', 'purchases', 'purchase_summaries')"
                 " ORDER BY relname"
             )
         ).all()
@@ -513,10 +529,10 @@ def run(args) -> bool:
     )
     say("\n== Table activity (since the schema was built)")
     say(
-        f"  {'table':<12} {'inserts':>9} {'updates':>9} {'HOT':>7} {'dead rows':>10} {'indexes':>8}"
+        f"  {'table':<18} {'inserts':>9} {'updates':>9} {'HOT':>7} {'dead rows':>10} {'indexes':>8}"
     )
     for name, inserts, updates, hot, dead, indexes in table_activity(owner):
-        say(f"  {name:<12} {inserts:>9,} {updates:>9,} {hot:>7,} {dead:>10,} {indexes:>8}")
+        say(f"  {name:<18} {inserts:>9,} {updates:>9,} {hot:>7,} {dead:>10,} {indexes:>8}")
 
     ingest_rate = args.events / load.ingest_seconds if load.ingest_seconds else 0.0
     e2e_rate = processed / load.e2e_seconds if complete and load.e2e_seconds else 0.0

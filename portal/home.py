@@ -10,7 +10,7 @@ from portal.collections.models import CollectionPromise
 from portal.credit.selectors import credit_queue_count, decisions_unseen_count
 from portal.customers.models import Customer
 from portal.customers.recent import recent_customers
-from portal.events.services import inbox_counts
+from portal.events.selectors import inbox_counts
 from portal.extensions import db
 
 

@@ -358,7 +358,7 @@ def demo_seed(*, customers: int = DEMO_CUSTOMERS) -> bool:
             collections_seed(organization_id=organization_id, seed=seed, today=today)
             notes_seed(organization_id=organization_id, seed=seed)
             with organization_scope(organization_id):
-                segments_recompute(today=today)  # the segments page is populated on first visit
+                segments_recompute()  # the segments page is populated on first visit
                 db.session.commit()
         created = True
     api_key_seed(organization_id=DEMO_ORG_ID)  # also into demo data seeded before the API

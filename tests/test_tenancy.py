@@ -59,6 +59,10 @@ ROWS = {
         "organization_id, order_id, customer_id, total, completed_at, status, event_occurred_at",
         ":org, gen_random_uuid(), :customer, 10, now(), 'completed', now()",
     ),
+    "segment_runs": (
+        "organization_id, kind, snapshot, buyers, considered, written",
+        ":org, 'full', pg_current_snapshot(), 0, 0, 0",
+    ),
     "collection_assignments": (
         "organization_id, credit_account_id, collector_id",
         ":org, :account, (SELECT staff_user_id FROM staff_users WHERE email = :email)",
@@ -118,6 +122,8 @@ TOUCH = {
     "audit_log": "action = action",
     "event_inbox": "attempts = attempts",
     "purchases": "total = total",
+    "purchase_summaries": "orders = orders",  # its row comes with the customer (a trigger)
+    "segment_runs": "kind = kind",  # append-only: no UPDATE or DELETE at all
     "collection_assignments": "assigned_at = assigned_at",
     "collection_contacts": "note = note",  # append-only: no UPDATE or DELETE at all
     "collection_promises": "state = state",

@@ -9,7 +9,7 @@ Tamper evidence is unchanged: `flask audit verify` recomputes every link of ever
 checks each chain's head. Existing rows form chain 0, which new rows of chain 0 continue.
 
 Revision ID: 0023_audit_shards
-Revises: 0021_timeline
+Revises: 0022_worker_scale
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from portal.schema import AUDIT_SEAL_ONE_CHAIN, audit_chains_rebuild
 
 revision = "0023_audit_shards"
-down_revision = "0021_timeline"
+down_revision = "0022_worker_scale"
 branch_labels = None
 depends_on = None
 

@@ -12,7 +12,8 @@ from portal.tasks import enqueue_scoped, redis_connection
 
 DEBOUNCE_SECONDS = 60
 DEBOUNCE_KEY = "portal:segments:debounce:{}"
-# 1M customers take ~40 s on 2 shared cores (docs/benchmarks-worker.md); leave ample room.
+# A full recompute of 1M customers takes tens of seconds on 2 shared cores
+# (docs/benchmarks-worker.md); leave ample room.
 RECOMPUTE_TIMEOUT = 1800
 
 
@@ -23,22 +24,23 @@ def _progress(percent: int, stage: str) -> None:
         job.save_meta()
 
 
-def segments_recompute_job() -> int:
+def segments_recompute_job(full: bool = False) -> dict:
     """Recompute the organization's segments, reporting progress through the job's meta."""
     _progress(10, "Calculando RFM")
-    written = segments_recompute()
+    result = segments_recompute(full=full)
     _progress(90, "Guardando")
     db.session.commit()
     _progress(100, "Listo")
-    return written
+    return {"considered": result.considered, "written": result.written}
 
 
-def _enqueue_recompute(organization_id, delay: timedelta | None = None):
+def _enqueue_recompute(organization_id, delay: timedelta | None = None, *, full: bool = False):
     return enqueue_scoped(
         "portal.segments.jobs:segments_recompute_job",
         organization_id=organization_id,
         delay=delay,
         timeout=RECOMPUTE_TIMEOUT,
+        full=full,
     )
 
 
@@ -57,9 +59,13 @@ def segments_recompute_soon() -> None:
 
 
 def segments_nightly() -> int:
-    """Scheduled nightly (no organization): a recompute for every organization."""
+    """Scheduled nightly (no organization): a full recompute for every organization.
+
+    Full: it considers every customer (still writing only changed rows), so anything written
+    outside the incremental path is repaired within a day.
+    """
     organizations = list(db.session.scalars(sa.text("SELECT organization_ids()")))
     db.session.rollback()
     for organization_id in organizations:
-        _enqueue_recompute(organization_id)
+        _enqueue_recompute(organization_id, full=True)
     return len(organizations)

@@ -1,13 +1,14 @@
 """The customers' RFM segments, recomputed by the worker (portal/segments/services.py)."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal import clock
 from portal.extensions import db
 from portal.models import TenantMixin, created_at, updated_at, uuid_pk
 
@@ -40,11 +41,37 @@ class CustomerSegment(TenantMixin, db.Model):
         sa.Numeric(12, 2), default=Decimal("0")
     )
     total_orders: Mapped[int | None] = mapped_column(default=0)
-    days_since_last_purchase: Mapped[int | None]
+    last_purchase_on: Mapped[date | None]
     is_vip: Mapped[bool | None] = mapped_column(default=False)
     is_at_risk: Mapped[bool | None] = mapped_column(default=False)
     calculated_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
+
+    @property
+    def days_since_last_purchase(self) -> int | None:
+        """Days from the last purchase to today (Panama), computed on read: it changes daily."""
+        if self.last_purchase_on is None:
+            return None
+        return (clock.today() - self.last_purchase_on).days
+
+
+class SegmentRun(TenantMixin, db.Model):
+    """One recompute: the snapshot it saw, the quintile boundaries it scored with, what it wrote."""
+
+    __tablename__ = "segment_runs"
+
+    run_id: Mapped[uuid.UUID] = uuid_pk()
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    snapshot: Mapped[str] = mapped_column(sa.Text)
+    buyers: Mapped[int]
+    recency_bounds: Mapped[list[date] | None] = mapped_column(ARRAY(sa.Date))
+    frequency_bounds: Mapped[list[int] | None] = mapped_column(ARRAY(sa.Integer))
+    monetary_bounds: Mapped[list[Decimal] | None] = mapped_column(ARRAY(sa.Numeric(14, 2)))
+    vip_bound: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 2))
+    considered: Mapped[int]
+    written: Mapped[int]
 
 
 class CustomerSegmentChange(TenantMixin, db.Model):
