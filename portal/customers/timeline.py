@@ -112,7 +112,7 @@ def _branch(kind, key, occurred_at, action, actor, before, after, detail):
 
 
 def _paged(statement, occurred_at, key, after, limit):
-    """One source's branch: only when its kind is shown, after the cursor, newest first."""
+    """One source's branch: after the cursor, newest first, at most `limit` rows."""
     if after is not None:
         statement = statement.where(sa.tuple_(occurred_at, key) < sa.tuple_(*after))
     return statement.order_by(occurred_at.desc(), key.desc()).limit(limit)
