@@ -11,6 +11,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.exc import ProgrammingError
 
 from portal.credit.services import credit_approve, credit_request, credit_suspend
+from portal.customers.models import TIMELINE_KINDS
 from portal.extensions import db
 from portal.segments.services import segments_recompute
 from tests import factories
@@ -235,3 +236,23 @@ def test_the_feed_is_filtered_by_kind_and_paged_by_keyset(login_as, customer):
 def test_a_tampered_filter_or_cursor_is_a_400(login_as, customer, query):
     client = login_as("branch_staff")
     assert client.get(f"/customers/{customer.customer_id}/timeline?{query}").status_code == 400
+
+
+def test_each_source_of_the_feed_is_read_through_its_index_as_the_app_role(app, org_a, customer):
+    from portal.customers.timeline import PAGE_SIZE, _feed
+
+    with factories.scoped(org_a.organization_id):
+        statement = _feed(customer.customer_id, list(TIMELINE_KINDS), None, PAGE_SIZE + 1)
+        compiled = statement.compile(
+            dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        explained = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+        plan = "\n".join(row[0] for row in explained)
+    for index in (
+        "idx_audit_entity",
+        "idx_inbox_customer_tier",
+        "idx_customer_segment_changes_customer",
+        "idx_customer_notes_customer",
+    ):
+        assert index in plan, plan

@@ -17,7 +17,11 @@
 stored generated column rewrites the table once (`full_name` is added in the same statement, so
 it costs no second rewrite) and rebuilds every index of customers; the name dictionary keeps its
 counts because no existing customer gains a word (company names start empty, the backfilled ones
-repeat the person's words).
+repeat the person's words). Measured on the shared 2-core box (embedded PostgreSQL 18), the
+rewrite with every other index of customers rebuilt plus the two GIN indexes: 18.6 s at 200,000
+customers, 79.4 s at 1,000,000 (58.8 s rewrite, 9.2 + 11.4 s GIN). Customers are locked (ACCESS
+EXCLUSIVE) for that time: acceptable in a release's migration step; a migration without that
+pause would add a second column, backfill it in batches under a trigger and swap names.
 
 Revision ID: 0021_timeline
 Revises: 0020_dunning
