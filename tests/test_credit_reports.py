@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -210,7 +211,7 @@ def test_aging_load_more_over_http_and_without_javascript(portfolio, login_as, m
         ]
         if 'id="aging-more"' not in page:
             break
-        url = page.split('hx-get="')[1].split('"')[0].replace("&amp;", "&")
+        url = re.search(r'id="aging-more".*?hx-get="([^"]+)"', page, re.S)[1].replace("&amp;", "&")
         page = client.get(url, headers={"HX-Request": "true"}).text
         assert "<svg" not in page  # only the next rows
     assert len(names) == 7 == len(set(names))

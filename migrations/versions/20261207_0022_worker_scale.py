@@ -44,7 +44,7 @@ def upgrade():
             changed_xid XID8 NOT NULL DEFAULT pg_current_xact_id(),
             PRIMARY KEY (organization_id, customer_id),
             FOREIGN KEY (organization_id, customer_id)
-                REFERENCES customers (organization_id, customer_id),
+                REFERENCES customers (organization_id, customer_id) ON DELETE CASCADE,
             CONSTRAINT check_summary_dates CHECK (
                 (orders = 0) = (last_purchase_at IS NULL)
                 AND (first_purchase_at IS NULL) = (last_purchase_at IS NULL)
