@@ -159,6 +159,7 @@ def test_an_inline_address_edit_keeps_the_focus_and_confirms_with_a_toast(page, 
     page.keyboard.press("Enter")
     expect(page.locator("#toasts")).to_contain_text("Dirección de Irene Rodríguez guardada.")
     expect(page.locator(".address-row")).to_contain_text("David")
+    expect(page.locator("#timeline")).to_contain_text("David")  # the history, without a reload
     expect(edit).to_be_focused()
 
 
