@@ -215,4 +215,26 @@
       cancel.click();
     }
   });
+
+  // A table that scrolls sideways (on a phone) takes the keyboard focus, so the arrow keys can
+  // scroll it; one that fits gives it back.
+  function scrollersFocusable() {
+    document.querySelectorAll("main table, main .table-scroll").forEach(function (element) {
+      var scrolls = element.scrollWidth > element.clientWidth + 1;
+      if (scrolls && !element.hasAttribute("tabindex")) {
+        element.setAttribute("tabindex", "0");
+        element.dataset.scroller = "";
+      } else if (!scrolls && "scroller" in element.dataset) {
+        element.removeAttribute("tabindex");
+        delete element.dataset.scroller;
+      }
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", scrollersFocusable);
+  } else {
+    scrollersFocusable();
+  }
+  document.addEventListener("htmx:afterSettle", scrollersFocusable);
+  window.addEventListener("resize", scrollersFocusable);
 })();

@@ -2,12 +2,16 @@
 
 import re
 import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from portal.embedded import free_port
+from portal.extensions import db
+from portal.seed import DEMO_ORG_ID, DEMO_PASSWORD, DEMO_USERS, demo_seed
 
 CHROMIUM = "/usr/bin/chromium"
 # Refused forms answer 400/401/409/422 on purpose; Chromium logs those as console errors.
@@ -69,3 +73,46 @@ def page(browser, live_server):
     yield page
     context.close()
     assert errors == [], f"browser errors: {errors}"
+
+
+# Every demo role of the demo organization, by e-mail.
+DEMO_EMAILS = sorted(email for email, _, _ in DEMO_USERS[DEMO_ORG_ID])
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+NOT_PAGES = re.compile(r"^/(static|api)/|/logout$|\.csv$|format=(csv|pdf)")
+
+
+@pytest.fixture
+def demo(app):
+    """The demo organizations, small."""
+    with app.app_context():
+        demo_seed(customers=20)
+        db.session.remove()
+
+
+def log_in(page, email: str, password: str = DEMO_PASSWORD) -> None:
+    """Log in through the form and wait to leave it."""
+    page.goto("/login")
+    page.get_by_label("Correo electrónico").fill(email)
+    page.get_by_label("Contraseña").fill(password)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page).not_to_have_url(re.compile(r"/login"))
+
+
+def pages_reached(page, *, limit: int = 40) -> Iterator[str]:
+    """Open each page the logged-in user reaches by following links from home, one page per URL
+    shape (ids replaced); yields each HTML page's shape once it has loaded."""
+    queue, shapes = ["/"], set()
+    while queue and len(shapes) < limit:
+        url = queue.pop(0)
+        shape = UUID_TEXT.sub("{id}", urlsplit(url).path)
+        if shape in shapes or NOT_PAGES.search(url):
+            continue
+        shapes.add(shape)
+        response = page.goto(url)
+        if response is None or "text/html" not in response.headers.get("content-type", ""):
+            continue
+        yield shape
+        queue += page.eval_on_selector_all(
+            "main a[href^='/'], header a[href^='/']",
+            "links => links.map(a => a.getAttribute('href'))",
+        )

@@ -6,22 +6,14 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from portal.extensions import db
-from portal.seed import DEMO_ORG_ID, DEMO_PASSWORD, DEMO_USERS, demo_seed
 from tests import factories
+from tests.e2e.conftest import DEMO_EMAILS, log_in, pages_reached
 
 PHONE = {"width": 390, "height": 844}
-UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-SKIPPED = re.compile(r"^/(static|api)/|/logout$|\.csv$|format=csv")
-PAGES_PER_ROLE = 40
 
 
-def _login(page, email: str, password: str = factories.TEST_PASSWORD) -> None:
-    page.goto("/login")
-    page.get_by_label("Correo electrónico").fill(email)
-    page.get_by_label("Contraseña").fill(password)
-    page.get_by_role("button", name="Entrar").click()
-    expect(page).not_to_have_url(re.compile(r"/login"))
+def _login(page, email: str) -> None:
+    log_in(page, email, factories.TEST_PASSWORD)
 
 
 def test_search_from_another_page_with_the_keyboard_only(page, org_a):
@@ -82,40 +74,21 @@ def test_enter_in_the_customers_search_sends_one_request(page, org_a):
     assert len(searches) == 1, searches
 
 
-@pytest.fixture
-def demo(app):
-    """The demo organizations, small."""
-    with app.app_context():
-        demo_seed(customers=20)
-        db.session.remove()
-
-
 def _fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-@pytest.mark.parametrize("email", sorted(email for email, _, _ in DEMO_USERS[DEMO_ORG_ID]))
+@pytest.mark.parametrize("email", DEMO_EMAILS)
 def test_every_page_a_role_reaches_fits_a_phone(browser, live_server, demo, email):
     """Follow the links of each page (one page per URL shape) at 390 px: no horizontal scroll."""
     context = browser.new_context(base_url=live_server, locale="es-PA", viewport=PHONE)
     page = context.new_page()
-    _login(page, email, DEMO_PASSWORD)
-    queue, shapes, too_wide = ["/"], set(), []
-    while queue and len(shapes) < PAGES_PER_ROLE:
-        url = queue.pop(0)
-        shape = UUID_TEXT.sub("{id}", urlsplit(url).path)
-        if shape in shapes or SKIPPED.search(url):
-            continue
-        shapes.add(shape)
-        response = page.goto(url)
-        if response is None or "text/html" not in response.headers.get("content-type", ""):
-            continue
+    log_in(page, email)
+    shapes, too_wide = [], []
+    for shape in pages_reached(page):
+        shapes.append(shape)
         if not _fits(page):
             too_wide.append(f"{shape}: {page.evaluate('document.documentElement.scrollWidth')}")
-        queue += page.eval_on_selector_all(
-            "main a[href^='/'], header a[href^='/']",
-            "links => links.map(a => a.getAttribute('href'))",
-        )
     context.close()
     assert len(shapes) >= 6, shapes
     assert too_wide == []
@@ -142,7 +115,7 @@ def test_wide_screens_keep_phones_on_one_line_and_the_aging_table_in_its_box(
         base_url=live_server, locale="es-PA", viewport={"width": 1366, "height": 900}
     )
     page = context.new_page()
-    _login(page, "admin@demo.pa", DEMO_PASSWORD)
+    log_in(page, "admin@demo.pa")
     expect(page.get_by_role("link", name="Usuarios")).to_be_visible()  # no menu button here
     for url in ("/customers/", "/collections/"):
         page.goto(url)
@@ -186,6 +159,7 @@ def test_an_inline_address_edit_keeps_the_focus_and_confirms_with_a_toast(page, 
     page.keyboard.press("Enter")
     expect(page.locator("#toasts")).to_contain_text("Dirección de Irene Rodríguez guardada.")
     expect(page.locator(".address-row")).to_contain_text("David")
+    expect(page.locator("#timeline")).to_contain_text("David")  # the history, without a reload
     expect(edit).to_be_focused()
 
 
