@@ -66,8 +66,9 @@ def _login_and_count_customers(base: str, email: str) -> int:
     body = urllib.parse.urlencode(
         {"email": email, "password": DEMO_PASSWORD, "csrf_token": token}
     ).encode()
-    customers_page = opener.open(f"{base}/login", data=body).read().decode()
-    assert "Cerrar sesión" in customers_page
+    home = opener.open(f"{base}/login", data=body).read().decode()
+    assert "Cerrar sesión" in home
+    customers_page = opener.open(f"{base}/customers/").read().decode()
     return customers_page.count('class="customer-row')
 
 
