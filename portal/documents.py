@@ -7,7 +7,10 @@ WeasyPrint (and Pango under it) is imported on first use; `make run` and the tes
 
 from pathlib import Path
 
-from flask import Response, current_app, render_template
+from flask import Response, current_app, render_template, request
+
+from portal.htmx import render
+from portal.settings.services import organization_letterhead
 
 
 def pdf_response(template: str, filename: str, *, title: str, **context) -> Response:
@@ -23,3 +26,13 @@ def pdf_response(template: str, filename: str, *, title: str, **context) -> Resp
     response = Response(document, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def document(page: str, partial: str, *, filename: str, title: str, **context):
+    """A printed document of the current organization under its letterhead: its page, or with
+    `?format=pdf` its partial as a PDF attachment."""
+    organization_name, organization_address = organization_letterhead()
+    context |= {"organization_name": organization_name, "organization_address": organization_address}
+    if request.args.get("format") == "pdf":
+        return pdf_response(partial, filename, title=title, **context)
+    return render(page, **context)

@@ -74,9 +74,9 @@ from portal.csv_export import csv_response
 from portal.customers.selectors import address_for_billing
 from portal.customers.services import customer_get
 from portal.db import keep_scope
-from portal.documents import pdf_response
+from portal.documents import document
 from portal.htmx import INVALID, done, is_htmx, refused, render
-from portal.settings.services import organization_letterhead, organization_settings_get
+from portal.settings.services import organization_settings_get
 from portal.validation import choices, errors_text, form_error
 
 FILTERS = ("sort", "kind", "min_amount", "max_amount", "requester")
@@ -471,21 +471,15 @@ def receipt(payment_id: uuid.UUID):
     receipt = payment_receipt(payment_id)
     if receipt is None:
         abort(404)
-    organization_name, organization_address = organization_letterhead()
-    context = {
-        "receipt": receipt,
-        "number": f"{receipt.payment.receipt_number:06d}",
-        "organization_name": organization_name,
-        "organization_address": organization_address,
-    }
-    if request.args.get("format") == "pdf":
-        return pdf_response(
-            "credit/_receipt.html",
-            f"recibo-{context['number']}.pdf",
-            title=f"Recibo de pago N.º {context['number']}",
-            **context,
-        )
-    return render("credit/receipt.html", **context)
+    number = f"{receipt.payment.receipt_number:06d}"
+    return document(
+        "credit/receipt.html",
+        "credit/_receipt.html",
+        filename=f"recibo-{number}.pdf",
+        title=f"Recibo de pago N.º {number}",
+        receipt=receipt,
+        number=number,
+    )
 
 
 def _account_action(account_id: uuid.UUID, form, action, message: str):
@@ -623,29 +617,23 @@ def statement(account_id: uuid.UUID):
             rows,
         )
     issued_on = clock.today()
-    organization_name, organization_address = organization_letterhead()
-    context = {
-        "account": account,
-        "customer": customer_get(account.customer_id),
-        "billing_address": address_for_billing(account.customer_id),
-        "organization_name": organization_name,
-        "organization_address": organization_address,
-        "issued_on": issued_on,
-        "form": form,
-        "opening": opening,
-        "lines": lines,
-        "closing": closing,
-        "aging_buckets": AGING_BUCKETS,
-        "aging": account_aging(account_id, as_of=min(form.end.data or issued_on, issued_on)),
-    }
-    if request.args.get("format") == "pdf":
-        return pdf_response(
-            "credit/_statement.html",
-            f"estado-de-cuenta-{issued_on.isoformat()}.pdf",
-            title=f"Estado de cuenta · {context['customer'].full_name}",
-            **context,
-        )
-    return render("credit/statement.html", **context)
+    customer = customer_get(account.customer_id)
+    return document(
+        "credit/statement.html",
+        "credit/_statement.html",
+        filename=f"estado-de-cuenta-{issued_on.isoformat()}.pdf",
+        title=f"Estado de cuenta · {customer.full_name}",
+        account=account,
+        customer=customer,
+        billing_address=address_for_billing(account.customer_id),
+        issued_on=issued_on,
+        form=form,
+        opening=opening,
+        lines=lines,
+        closing=closing,
+        aging_buckets=AGING_BUCKETS,
+        aging=account_aging(account_id, as_of=min(form.end.data or issued_on, issued_on)),
+    )
 
 
 @bp.get("/aging")
