@@ -31,8 +31,8 @@ def pdf_response(template: str, filename: str, *, title: str, **context) -> Resp
 def document(page: str, partial: str, *, filename: str, title: str, **context):
     """A printed document of the current organization under its letterhead: its page, or with
     `?format=pdf` its partial as a PDF attachment."""
-    organization_name, organization_address = organization_letterhead()
-    context |= {"organization_name": organization_name, "organization_address": organization_address}
+    name, address = organization_letterhead()
+    context |= {"organization_name": name, "organization_address": address}
     if request.args.get("format") == "pdf":
         return pdf_response(partial, filename, title=title, **context)
     return render(page, **context)
