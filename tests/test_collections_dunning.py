@@ -3,12 +3,14 @@ that sends each account the highest level reached once — by e-mail, or as a le
 the customer has none — recorded in the contact log, paused below the last level by an open
 promise; another organization sees none of it."""
 
+import io
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from pypdf import PdfReader
 
 from portal import clock
 from portal.collections.services import DUNNING_SUGGESTIONS, contact_record
@@ -156,6 +158,12 @@ def test_a_customer_without_email_gets_a_letter_to_print(app, login_as, org_a, l
     assert letter.status_code == 200
     assert "Amistoso: US$120.00 · Tienda A" in letter.text and "Estimado(a) Elsa" in letter.text
     assert 'class="no-print"' in letter.text
+    pdf = client.get(f"{href}?format=pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages).split()
+    )
+    assert "Tienda A" in text and "Estimado(a) Elsa" in text and "US$120.00" in text
     mailed = client.post(f"{href}/mailed")
     assert mailed.status_code == 303
     assert "Enviada el" in client.get(href).text

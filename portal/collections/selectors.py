@@ -18,7 +18,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from portal import clock
-from portal.auth.models import Organization, StaffUser
+from portal.auth.models import StaffUser
 from portal.auth.permissions import PERMISSIONS
 from portal.collections.models import (
     CollectionContact,
@@ -211,18 +211,12 @@ def dunning_levels() -> list[DunningLevel]:
 
 
 def dunning_letter(send_id: uuid.UUID):
-    """A reminder letter to print: the send, its customer, default address and organization
-    (None: no such letter in this organization)."""
+    """A reminder letter to print: the send, its customer and default address (None: no such
+    letter in this organization)."""
     return db.session.execute(
-        sa.select(
-            DunningSend,
-            Customer,
-            Address,
-            Organization.name.label("organization"),
-        )
+        sa.select(DunningSend, Customer, Address)
         .join(CreditAccount, CreditAccount.credit_account_id == DunningSend.credit_account_id)
         .join(Customer, Customer.customer_id == CreditAccount.customer_id)
-        .join(Organization, Organization.organization_id == DunningSend.organization_id)
         .outerjoin(Address, (Address.customer_id == Customer.customer_id) & Address.is_default)
         .where(DunningSend.send_id == send_id, DunningSend.channel == "letter")
     ).first()

@@ -35,6 +35,7 @@ from portal.collections.services import (
     letter_mark_mailed,
 )
 from portal.credit.services import account_get
+from portal.documents import document
 from portal.htmx import INVALID, done, is_htmx, refused, render
 from portal.validation import choices, errors_text, form_error
 
@@ -223,13 +224,15 @@ def letter(send_id: uuid.UUID):
     found = dunning_letter(send_id)
     if found is None:
         abort(404)
-    send, customer, address, organization = found
-    return render(
+    send, customer, address = found
+    return document(
         "collections/letter.html",
+        "collections/_letter.html",
+        filename=f"carta-{send.sent_on.isoformat()}.pdf",
+        title=f"Carta · {customer.full_name}",
         send=send,
         customer=customer,
         address=address,
-        organization=organization,
     )
 
 
