@@ -57,7 +57,7 @@ def test_a_company_has_a_legal_name_and_a_contact_but_no_birth_date_or_gender(st
 
 
 def test_a_company_without_legal_name_is_refused_and_nothing_is_written(staff, org_a):
-    response = staff.post("/customers/new", COMPANY | {"company_name": "  "})
+    response = staff.post("/customers/new", COMPANY | {"company_name": "  "}, follow_redirects=True)
     assert response.status_code == 422
     assert "Ingrese la razón social de la empresa." in response.text
     assert _customers(org_a) == []
