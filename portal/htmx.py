@@ -5,12 +5,17 @@ same call with status=INVALID, so the form partial shows its errors), `done` and
 the outcome of an action (htmx gets the partial with the message and what `context()` returns,
 read only then; a browser without JavaScript is redirected with the message flashed). With
 toast=True htmx also gets the message as a toast (HX-Trigger), announced on whatever page it is.
+`form_page` is `render` for a full-page form: refused without htmx, the page with its errors is
+kept for one GET of the form's own URL (Post/Redirect/Get), so Back never re-posts.
 """
 
 import json
+import secrets
 from collections.abc import Callable
 
-from flask import flash, redirect, render_template, request
+from flask import flash, redirect, render_template, request, session
+
+from portal.tasks import redis_connection
 
 INVALID = 422
 
@@ -34,6 +39,31 @@ def render(
     """The partial for htmx requests (when there is one), the whole page otherwise."""
     template = partial_template if partial_template and is_htmx() else page_template
     return render_template(template, **context), status, headers or {}
+
+
+_KEPT = "kept_form_page"  # session key: {"path", "key", "status"} of a refused form's page
+KEPT_SECONDS = 600
+
+
+def form_page(page_template: str, partial_template: str | None = None, /, *, status=200, **context):
+    """`render` for a full-page form, with Post/Redirect/Get when a browser's POST is refused.
+
+    The refused page (values and errors) is kept in Redis and the browser is sent (303) to the
+    form's own URL, whose next GET shows it once; htmx still gets the partial with a 422.
+    """
+    own_url = request.full_path.rstrip("?")
+    if request.method == "GET" and (kept := session.get(_KEPT)) and kept["path"] == own_url:
+        session.pop(_KEPT)
+        body = redis_connection().getdel(kept["key"])
+        if body is not None:
+            return body.decode(), kept["status"], {}
+    body, status, headers = render(page_template, partial_template, status=status, **context)
+    if status < 400 or request.method != "POST" or is_htmx():
+        return body, status, headers
+    key = f"kept-form:{secrets.token_urlsafe(16)}"
+    redis_connection().set(key, body, ex=KEPT_SECONDS)
+    session[_KEPT] = {"path": own_url, "key": key, "status": status}
+    return redirect(own_url, 303)
 
 
 def _toast(message: str) -> dict:

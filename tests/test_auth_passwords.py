@@ -228,6 +228,7 @@ def test_an_admin_cannot_create_a_user_with_a_common_password(app, admin, org_a)
             "roles": ["branch_staff"],
             "password": "password1234",
         },
+        follow_redirects=True,
     )
     assert response.status_code == 400 and "demasiado común" in response.text
 

@@ -48,6 +48,12 @@ def _request(client, customer, **overrides):
     return client.post(f"/credit/request/{customer.customer_id}", data)
 
 
+def _refused_page(client, response):
+    """A refused form redirects (303) to itself, where the page shows the errors once."""
+    assert response.status_code == 303
+    return client.get(response.headers["Location"])
+
+
 def test_request_creates_a_pending_account_with_audit(login_as, org_a, customer):
     response = _request(login_as("branch_staff"), customer)
     assert response.status_code == 302
@@ -81,14 +87,16 @@ def test_request_creates_a_pending_account_with_audit(login_as, org_a, customer)
 def test_bad_request_input_is_a_field_error_and_writes_nothing(
     login_as, org_a, customer, field, value, message
 ):
-    response = _request(login_as("credit_staff"), customer, **{field: value})
+    client = login_as("credit_staff")
+    response = _refused_page(client, _request(client, customer, **{field: value}))
     assert response.status_code == 422 and message in response.text
     assert _account(org_a, customer.customer_id) is None
 
 
 def test_blocked_customer_cannot_request(login_as, org_a):
     blocked = factories.customer_create(org_a.organization_id, status="blocked")
-    response = _request(login_as("credit_staff"), blocked)
+    client = login_as("credit_staff")
+    response = _refused_page(client, _request(client, blocked))
     assert response.status_code == 422 and "cliente activo" in response.text
 
 
@@ -182,7 +190,8 @@ def test_rejected_customer_can_request_again(login_as, org_a, customer):
     again = _account(org_a, customer.customer_id)
     request = _pending_request(org_a, again.credit_account_id)
     assert again.status == "pending" and request.requested_limit == Decimal("500.00")
-    assert _request(staff, customer).status_code == 422  # already pending
+    pending = _refused_page(staff, _request(staff, customer))  # already pending
+    assert pending.status_code == 422
 
 
 def test_suspend_reactivate_and_limit_changes_by_approvers(login_as, org_a, customer):

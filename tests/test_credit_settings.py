@@ -73,7 +73,11 @@ def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(logi
 def test_bad_maximum_is_refused_and_changes_nothing(login_as, org_a, value, message):
     admin = login_as("org_admin")
     admin.get("/settings/")
-    response = admin.post("/settings/", {"max_credit_limit": value, "approval_level": "10000"})
+    response = admin.post(
+        "/settings/",
+        {"max_credit_limit": value, "approval_level": "10000"},
+        follow_redirects=True,
+    )
     assert response.status_code == 422 and message in response.text
     assert _maximum(org_a) == Decimal("50000.00")
     assert factories.audit_entries(org_a.organization_id, org_a.organization_id) == []
@@ -95,7 +99,7 @@ def test_a_request_above_the_maximum_is_refused_in_spanish(login_as, org_a):
     url = f"/credit/request/{customer.customer_id}"
     staff.get(url)
     data = {"requested_limit": "1000000000", "requested_term_days": "30", "request_notes": "Mucho"}
-    response = staff.post(url, data)
+    response = staff.post(url, data, follow_redirects=True)
     assert response.status_code == 422
     assert "supera el máximo de la organización (US$50,000.00)" in response.text
     with factories.scoped(org_a.organization_id):

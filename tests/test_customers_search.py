@@ -159,7 +159,7 @@ def _page_rows_and_next(client, url: str) -> tuple[list[str], str | None]:
     response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
     rows = re.findall(r'<a href="/customers/([0-9a-f-]{36})">', response.text)
-    more = re.search(r'<tr id="load-more">.*?href="([^"]+)"', response.text, re.S)
+    more = re.search(r'<tr id="load-more">.*?hx-get="([^"]+)"', response.text, re.S)
     return rows, html.unescape(more.group(1)) if more else None
 
 
@@ -180,6 +180,33 @@ def test_keyset_pages_are_stable_and_complete(app, login_as, org_a):
             assert len(seen) == 60 and pages == 3, query
         first_again, _ = _page_rows_and_next(client, f"/customers/?q={query}")
         assert first_again == seen[: len(first_again)], "order is not stable"
+
+
+def test_load_more_puts_the_pages_in_the_url_and_that_url_shows_them_all(app, login_as, org_a):
+    with app.app_context():
+        customers_bulk_load(
+            org_a.organization_id, customer_rows(60, start=700, email_domain="m.pa")
+        )
+    client = login_as("branch_staff")
+    for query in ("", "6000 07"):
+        first, more = _page_rows_and_next(client, f"/customers/?q={query}")
+        response = client.get(more, headers={"HX-Request": "true"})
+        pushed = response.headers["HX-Push-Url"]
+        assert "pages=2" in pushed and "after=" not in pushed
+        second = re.findall(r'<a href="/customers/([0-9a-f-]{36})">', response.text)
+        whole = client.get(pushed)  # Back or reload: a full page of both pages at once
+        assert whole.status_code == 200
+        rows = re.findall(r'<a href="/customers/([0-9a-f-]{36})">', whole.text)
+        assert rows == first + second
+        nojs = re.search(r'<tr id="load-more">.*?href="([^"]+)"', whole.text, re.S)
+        assert "pages=3" in html.unescape(nojs.group(1))  # without JavaScript: all three
+    everything = client.get("/customers/?pages=1000000")  # capped, never a 500
+    assert everything.status_code == 200 and 'id="load-more"' not in everything.text
+
+
+@pytest.mark.parametrize("pages", ["0", "-1", "x", "1e9"])
+def test_a_forged_page_count_is_400(login_as, pages):
+    _search(login_as("branch_staff"), expect=400, pages=pages)
 
 
 def test_tampered_cursor_and_filters_are_400(login_as):

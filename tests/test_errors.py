@@ -55,6 +55,7 @@ def test_document_type_and_number_come_as_a_pair(
             "document_type": document_type,
             "document_number": document_number,
         },
+        follow_redirects=True,
     )
     assert response.status_code == 422
     assert "Indique el tipo y el número de documento, o ninguno." in response.text

@@ -70,6 +70,7 @@ def test_duplicate_email_in_the_own_organization_is_a_field_error(app, admin, or
             "roles": ["branch_staff"],
             "password": "una clave bien larga",
         },
+        follow_redirects=True,
     )
     assert response.status_code == 400
     assert "Ya existe un usuario con ese correo." in response.text
@@ -141,7 +142,7 @@ def test_create_user_bad_input_changes_nothing(app, admin, org_a, field, value):
         "password": "una clave bien larga",
     } | {field: value}
     before = _users(app, org_a.organization_id)
-    response = admin.post("/users/new", data)
+    response = admin.post("/users/new", data, follow_redirects=True)
     assert response.status_code == 400
     assert "field-error" in response.text or "form-error" in response.text
     assert _users(app, org_a.organization_id).keys() == before.keys()
@@ -165,7 +166,9 @@ def test_admin_cannot_remove_own_admin_role_or_deactivate_self(app, admin, org_a
     me = org_a.users["org_admin"]
     admin.get(f"/users/{me.staff_user_id}")
     response = admin.post(
-        f"/users/{me.staff_user_id}", {"full_name": "Yo", "roles": ["branch_staff"]}
+        f"/users/{me.staff_user_id}",
+        {"full_name": "Yo", "roles": ["branch_staff"]},
+        follow_redirects=True,
     )
     assert response.status_code == 400
     admin.post(f"/users/{me.staff_user_id}/active/off", {"confirm": "yes"})

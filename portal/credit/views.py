@@ -75,7 +75,7 @@ from portal.customers.selectors import address_for_billing
 from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.documents import document
-from portal.htmx import INVALID, done, is_htmx, refused, render
+from portal.htmx import INVALID, done, form_page, is_htmx, refused, render
 from portal.settings.services import organization_settings_get
 from portal.validation import choices, errors_text, form_error
 
@@ -125,7 +125,7 @@ def request_credit(customer_id: uuid.UUID):
                 code=302,
             )
     status = INVALID if form.is_submitted() else 200
-    return render("credit/request.html", form=form, customer=customer, status=status)
+    return form_page("credit/request.html", form=form, customer=customer, status=status)
 
 
 @bp.get("/mine")

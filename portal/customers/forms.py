@@ -11,12 +11,13 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
+    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.customers.models import (
     ADDRESS_TYPES,
@@ -318,6 +319,8 @@ class SearchForm(FlaskForm):
     loyalty_tier = _optional_choice("Nivel", LOYALTY_TIERS)
     segment = _optional_choice("Segmento", SEGMENTS)
     after = StringField(filters=[empty_to_none])
+    # How many pages "Cargar más" has shown: in the address bar, so Back and reload show them all.
+    pages = IntegerField(validators=[Optional(), NumberRange(min=1)])
 
     def validate_after(self, field):
         if field.data and not re.fullmatch(r"[0-9A-Za-z.:+-]{1,40}_[0-9a-f-]{36}", field.data):

@@ -27,6 +27,7 @@ from portal.customers.forms import (
 )
 from portal.customers.recent import recent_customer_add, recent_customers
 from portal.customers.selectors import (
+    PAGE_SIZE,
     SearchFilters,
     address_list,
     contact_keys,
@@ -54,11 +55,12 @@ from portal.customers.timeline import timeline_page
 from portal.db import keep_scope
 from portal.errors import error_response
 from portal.extensions import limiter
-from portal.htmx import INVALID, done, is_htmx, refused, render
+from portal.htmx import INVALID, done, form_page, is_htmx, refused, render
 from portal.validation import errors_text, form_error
 
 log = logging.getLogger(__name__)
 QUICK_RESULTS = 8  # the header search's dropdown: a few best matches, then "see all"
+MAX_PAGES = 20  # a page opened with ?pages=N shows at most this many pages (500 rows)
 SEARCH_KEYS = ("q", "status", "customer_type", "loyalty_tier", "segment")
 EXPORT_COLUMNS = [
     ("customer_id", "ID"),
@@ -106,10 +108,18 @@ def _search_arguments() -> dict[str, str]:
 @bp.get("/")
 @permission_required("customers.view")
 def index():
-    """Search customers; htmx gets only the results (or only the next rows)."""
+    """Search customers; htmx gets only the results (or only the next rows).
+
+    "Cargar más" asks for the page after the cursor and puts `pages` (how many pages are
+    shown) in the address bar, so Back or a reload shows them all again in one request.
+    """
     form, filters = _search_form()
+    pages = min(form.pages.data or 1, MAX_PAGES)
     try:
-        page = customer_search(filters, cursor=form.after.data)
+        if form.after.data:
+            page = customer_search(filters, cursor=form.after.data)
+        else:
+            page = customer_search(filters, page_size=PAGE_SIZE * pages)
     except ValueError:
         abort(400)
     arguments = _search_arguments()
@@ -118,11 +128,13 @@ def index():
         "page": page,
         "filters": filters,
         "arguments": arguments,
+        "pages": pages,
     }
     if not is_htmx():
         context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
     if form.after.data:
-        return render("customers/index.html", "customers/_rows.html", **context)
+        headers = {"HX-Push-Url": url_for("customers.index", pages=pages, **arguments)}
+        return render("customers/index.html", "customers/_rows.html", headers=headers, **context)
     # The address bar shows the search without its empty filters, so the link can be shared.
     headers = {"HX-Push-Url": url_for("customers.index", **arguments)} if is_htmx() else {}
     return render("customers/index.html", "customers/_results.html", headers=headers, **context)
@@ -208,7 +220,7 @@ def _form_page(form, customer, error: CustomerError | None = None):
     if form.is_submitted():
         status = 409 if isinstance(error, StaleEdit) else INVALID
     existing = error.existing if error is not None else None
-    return render(
+    return form_page(
         "customers/form.html", form=form, customer=customer, existing=existing, status=status
     )
 

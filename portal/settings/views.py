@@ -4,7 +4,7 @@ from flask import url_for
 from flask_login import current_user
 
 from portal.auth.permissions import permission_required
-from portal.htmx import INVALID, done, render
+from portal.htmx import INVALID, done, form_page
 from portal.settings import bp
 from portal.settings.forms import OrganizationSettingsForm
 from portal.settings.services import organization_settings_get, organization_settings_update
@@ -24,4 +24,4 @@ def edit():
         )
         return done("Configuración guardada.", redirect_to=url_for("settings.edit"))
     status = INVALID if form.is_submitted() else 200
-    return render("settings/edit.html", form=form, status=status)
+    return form_page("settings/edit.html", form=form, status=status)

@@ -6,7 +6,7 @@ from flask import abort, redirect, request, session, url_for
 from flask_login import current_user
 
 from portal.auth.permissions import permission_required
-from portal.htmx import done, refused, render
+from portal.htmx import done, form_page, refused, render
 from portal.users import bp
 from portal.users.forms import StaffUserCreateForm, StaffUserEditForm
 from portal.users.services import (
@@ -59,7 +59,7 @@ def create():
                 f"Usuario {user.email} creado.", redirect_to=url_for("users.index"), code=302
             )
     status = 400 if form.is_submitted() else 200
-    return render("users/form.html", form=form, user=None, status=status)
+    return form_page("users/form.html", form=form, user=None, status=status)
 
 
 @bp.route("/<uuid:staff_user_id>", methods=["GET", "POST"])
@@ -78,7 +78,7 @@ def edit(staff_user_id: uuid.UUID):
         else:
             return done("Usuario actualizado.", redirect_to=url_for("users.index"), code=302)
     status = 400 if form.is_submitted() else 200
-    return render("users/form.html", form=form, user=user, status=status)
+    return form_page("users/form.html", form=form, user=user, status=status)
 
 
 def _confirmed() -> bool:
