@@ -26,7 +26,7 @@ def _rows(client, url: str) -> tuple[list[str], str | None]:
     response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200, response.text[:300]
     rows = re.findall(r'<a href="/customers/([0-9a-f-]{36})">', response.text)
-    more = re.search(r'<tr id="load-more">.*?href="([^"]+)"', response.text, re.S)
+    more = re.search(r'<tr id="load-more">.*?hx-get="([^"]+)"', response.text, re.S)
     return rows, html.unescape(more.group(1)) if more else None
 
 

@@ -129,6 +129,7 @@ def index():
         "filters": filters,
         "arguments": arguments,
         "pages": pages,
+        "max_pages": MAX_PAGES,
     }
     if not is_htmx():
         context["total"] = customer_match_count(filters)  # htmx fetches it after the rows
