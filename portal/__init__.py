@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from portal import formatting, logs, security
+from portal import formatting, htmx, logs, security
 from portal.config import Config, load_config
 from portal.db import verify_app_role
 from portal.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     security.init_app(app)
     formatting.init_app(app)
+    htmx.init_app(app)
     with app.app_context():
         verify_app_role(db.engine)
 

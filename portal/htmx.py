@@ -6,7 +6,8 @@ the outcome of an action (htmx gets the partial with the message and what `conte
 read only then; a browser without JavaScript is redirected with the message flashed). With
 toast=True htmx also gets the message as a toast (HX-Trigger), announced on whatever page it is.
 `form_page` is `render` for a full-page form: refused without htmx, the page with its errors is
-kept for one GET of the form's own URL (Post/Redirect/Get), so Back never re-posts.
+kept for one GET of the form's page (its own URL, or `page_url` when the form lives on another
+page), served by `kept_page` before any view (Post/Redirect/Get), so Back never re-posts.
 """
 
 import json
@@ -45,25 +46,47 @@ _KEPT = "kept_form_page"  # session key: {"path", "key", "status"} of a refused 
 KEPT_SECONDS = 600
 
 
-def form_page(page_template: str, partial_template: str | None = None, /, *, status=200, **context):
+def form_page(
+    page_template: str,
+    partial_template: str | None = None,
+    /,
+    *,
+    status=200,
+    page_url: str | None = None,
+    **context,
+):
     """`render` for a full-page form, with Post/Redirect/Get when a browser's POST is refused.
 
-    The refused page (values and errors) is kept in Redis and the browser is sent (303) to the
-    form's own URL, whose next GET shows it once; htmx still gets the partial with a 422.
+    The refused page (values and errors) is kept in Redis and the browser is sent (303) to
+    `page_url` (the form's own URL unless the form lives on another page), whose next GET shows
+    it once (`kept_page`); htmx still gets the partial with a 422.
     """
-    own_url = request.full_path.rstrip("?")
-    if request.method == "GET" and (kept := session.get(_KEPT)) and kept["path"] == own_url:
-        session.pop(_KEPT)
-        body = redis_connection().getdel(kept["key"])
-        if body is not None:
-            return body.decode(), kept["status"], {}
     body, status, headers = render(page_template, partial_template, status=status, **context)
     if status < 400 or request.method != "POST" or is_htmx():
         return body, status, headers
+    target = page_url or request.full_path.rstrip("?")
     key = f"kept-form:{secrets.token_urlsafe(16)}"
     redis_connection().set(key, body, ex=KEPT_SECONDS)
-    session[_KEPT] = {"path": own_url, "key": key, "status": status}
-    return redirect(own_url, 303)
+    session[_KEPT] = {"path": target, "key": key, "status": status}
+    return redirect(target, 303)
+
+
+def kept_page():
+    """Before each request: a browser's GET of the page a form was just refused on shows the
+    kept page (values and errors) once, whatever view serves that URL."""
+    kept = session.get(_KEPT)
+    if not kept or request.method != "GET" or is_htmx():
+        return None
+    if kept["path"] != request.full_path.rstrip("?"):
+        return None
+    session.pop(_KEPT)
+    body = redis_connection().getdel(kept["key"])
+    return (body.decode(), kept["status"]) if body is not None else None
+
+
+def init_app(app) -> None:
+    """Serve kept pages (after the session's user and scope are set)."""
+    app.before_request(kept_page)
 
 
 def _toast(message: str) -> dict:

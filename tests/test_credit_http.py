@@ -222,3 +222,33 @@ def test_the_charge_form_refuses_another_customers_order_and_suggests_the_custom
             f"/credit/accounts/{account.credit_account_id}/orders?order_number=F", headers=HTMX
         ).text
     )  # charged: no longer suggested
+
+
+def test_a_refused_payment_without_javascript_redirects_to_the_account_with_its_errors(
+    staff, org_a, account
+):
+    """Post/Redirect/Get: the account's URL shows the refused form once; Back never re-posts."""
+    url = f"/credit/accounts/{account.credit_account_id}"
+    response = staff.post(
+        f"{url}/payments",
+        {
+            "amount": "-5",
+            "payment_method": "card",
+            "payment_date": clock.today().isoformat(),
+            "idempotency_key": str(uuid.uuid4()),
+        },
+    )
+    assert response.status_code == 303 and response.headers["Location"] == url
+    kept = staff.get(url)
+    assert kept.status_code == 422 and 'value="-5"' in kept.text and "field-error" in kept.text
+    assert staff.get(url).status_code == 200 and 'value="-5"' not in staff.get(url).text
+    assert _ledger(org_a, account) == 0
+
+
+def test_a_refused_api_key_form_without_javascript_redirects_to_its_page(login_as):
+    admin = login_as("org_admin")
+    admin.get("/settings/api-keys/")
+    response = admin.post("/settings/api-keys/", {"name": "", "scopes": []})
+    assert response.status_code == 303 and response.headers["Location"] == "/settings/api-keys/"
+    kept = admin.get("/settings/api-keys/")
+    assert kept.status_code == 422 and "field-error" in kept.text

@@ -10,7 +10,7 @@ from portal.api.forms import ApiKeyForm
 from portal.api.selectors import api_keys_list
 from portal.api.services import api_key_create, api_key_revoke
 from portal.auth.permissions import permission_required
-from portal.htmx import INVALID, done, render
+from portal.htmx import INVALID, done, form_page, render
 from portal.security import shown_once_pop, shown_once_put
 
 PARTIAL = "api/_keys.html"
@@ -35,7 +35,14 @@ def create():
     """Create an API key; its secret is shown this once and never again."""
     form = ApiKeyForm()
     if not form.validate_on_submit():
-        return render("api/keys.html", PARTIAL, key_form=form, keys=api_keys_list(), status=INVALID)
+        return form_page(
+            "api/keys.html",
+            PARTIAL,
+            status=INVALID,
+            page_url=url_for("api_keys.index"),
+            key_form=form,
+            keys=api_keys_list(),
+        )
     key, secret = api_key_create(name=form.name.data, scopes=form.scopes.data, actor=current_user)
     return done(
         f"Clave «{key.name}» creada. Cópiela ahora: no se volverá a mostrar.",

@@ -36,7 +36,7 @@ from portal.collections.services import (
 )
 from portal.credit.services import account_get
 from portal.documents import document
-from portal.htmx import INVALID, done, is_htmx, refused, render
+from portal.htmx import INVALID, done, form_page, is_htmx, refused, render
 from portal.validation import choices, errors_text, form_error
 
 FILTERS = ("bucket", "collector", "quiet", "broken")
@@ -157,9 +157,10 @@ def log_contact(account_id: uuid.UUID):
                     "origin": origin,
                 },
             )
-    return render(
+    return form_page(
         "collections/contact.html",
         "collections/_contacts.html",
+        page_url=_contact_back(account_id, account.customer_id, origin),
         status=INVALID,
         contact_account=account,
         contact_form=form,

@@ -312,13 +312,15 @@ def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, ledger=None,
 
 
 def _ledger_refused(account_id: uuid.UUID, **forms):
-    """The ledger again with the form's errors (a 422), read after the refused change; the
-    reason also on top (the form may be gone, e.g. a charge on an account closed meanwhile)."""
+    """The ledger again with the form's errors (a 422; a browser gets it once at the account's
+    URL), read after the refused change; the reason also on top (the form may be gone, e.g. a
+    charge on an account closed meanwhile)."""
     (form,) = forms.values()
-    return render(
+    return form_page(
         "credit/account.html",
         "credit/_ledger.html",
         status=INVALID,
+        page_url=url_for("credit.account", account_id=account_id),
         message=errors_text(form),
         **_ledger_context(account_id, failed=True, **forms),
     )

@@ -398,7 +398,7 @@ def _addresses_response(customer, message: str):
 
 
 def _address_form_response(customer, form, address=None, status=200):
-    return render(
+    return form_page(
         "customers/address_page.html",
         "customers/_address_form.html",
         customer=customer,

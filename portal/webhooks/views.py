@@ -6,7 +6,7 @@ from flask import abort, request, url_for
 from flask_login import current_user
 
 from portal.auth.permissions import permission_required
-from portal.htmx import INVALID, done, render
+from portal.htmx import INVALID, done, form_page, render
 from portal.security import shown_once_pop, shown_once_put
 from portal.webhooks import bp
 from portal.webhooks.forms import SubscriptionForm
@@ -46,7 +46,13 @@ def create():
     """Register a receiver URL; its signing secret is shown this once."""
     form = SubscriptionForm()
     if not form.validate_on_submit():
-        return render(PAGE, "webhooks/_subscriptions.html", **_context(form=form), status=INVALID)
+        return form_page(
+            PAGE,
+            "webhooks/_subscriptions.html",
+            status=INVALID,
+            page_url=url_for("webhooks.index"),
+            **_context(form=form),
+        )
     subscription, secret = subscription_create(
         url=form.url.data, event_types=form.event_types.data, actor=current_user
     )
