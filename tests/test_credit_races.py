@@ -82,7 +82,9 @@ def test_another_request_while_one_is_pending_is_refused_in_spanish(login_as, or
     assert staff.post(url, data).status_code == 302  # the same one again: harmless
     other = login_as("credit_staff")
     other.get(url)
-    refused = other.post(url, data)
+    posted = other.post(url, data)
+    assert posted.status_code == 303  # Post/Redirect/Get: the form's page shows the refusal
+    refused = other.get(posted.headers["Location"])
     assert refused.status_code == 422 and "ya tiene una solicitud de crédito pendiente" in (
         refused.text
     )
