@@ -110,8 +110,7 @@ def audit_record(
         actor = current_user
     set_actor(getattr(actor, "staff_user_id", None), getattr(actor, "email", None))
     session = db.session()
-    if session.new or session.dirty or session.deleted:
-        session.flush()  # what the caller changed is written before the row that audits it
+    session.flush()  # what the caller changed is written before the row that audits it
     row = session.execute(
         _INSERT,
         {

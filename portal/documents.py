@@ -13,7 +13,7 @@ from portal.htmx import render
 from portal.settings.services import organization_letterhead
 
 
-def pdf_response(template: str, filename: str, *, title: str, **context) -> Response:
+def _pdf_response(template: str, filename: str, *, title: str, **context) -> Response:
     """The partial `template` as a PDF attachment named `filename`."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
@@ -34,5 +34,5 @@ def document(page: str, partial: str, *, filename: str, title: str, **context):
     name, address = organization_letterhead()
     context |= {"organization_name": name, "organization_address": address}
     if request.args.get("format") == "pdf":
-        return pdf_response(partial, filename, title=title, **context)
+        return _pdf_response(partial, filename, title=title, **context)
     return render(page, **context)
