@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test install assets chromium lint format bench bench-pages bench-worker bench-api schema-doc clean
+.PHONY: run test install assets chromium bench-tools lint format bench bench-pages bench-worker bench-api schema-doc clean
 
 run: install
 	@bash bin/ensure-debian-packages $(PDF_PACKAGES) || echo "PDF documents stay unavailable until Pango is installed." >&2
@@ -47,17 +47,21 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks (not tests): docs/benchmarks.md and docs/benchmarks-worker.md record their figures.
-bench: install
+# They drive the servers with wrk (Debian's package), installed when missing like Chromium.
+bench-tools:
+	@bash bin/ensure-debian-packages wrk
+
+bench: install bench-tools
 	$(PY) -m bench.search $(BENCH_ARGS)
 
-bench-pages: install
+bench-pages: install bench-tools
 	$(PY) -m bench.pages $(BENCH_ARGS)
 
-bench-worker: install
+bench-worker: install bench-tools
 	$(PY) -m bench.events $(BENCH_ARGS)
 	$(PY) -m bench.segments $(BENCH_ARGS)
 
-bench-api: install
+bench-api: install bench-tools
 	$(PY) -m bench.api $(BENCH_ARGS)
 
 # docs/schema.md from a database migrated from empty (a test fails when it is stale).
