@@ -111,6 +111,11 @@ def age_days(moment: datetime) -> str:
     return "hoy" if days <= 0 else f"{days} día" if days == 1 else f"{days} días"
 
 
+def first_upper(text: str | None) -> str:
+    """The text with its first letter in upper case (Jinja's `capitalize` lowers the rest)."""
+    return (text or "")[:1].upper() + (text or "")[1:]
+
+
 def init_app(app: Flask) -> None:
     """Register the filters, and WTForms' Spanish messages loaded once."""
     # Flask-WTF would parse the catalog for every request that builds a form (about 1 ms);
@@ -126,6 +131,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(amount_in_words, "amount_in_words")
     app.add_template_filter(label, "label")
+    app.add_template_filter(first_upper, "first_upper")
     app.add_template_filter(phone, "phone")
     app.add_template_filter(utilization, "utilization")
     app.add_template_filter(highlight, "highlight")

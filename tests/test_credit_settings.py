@@ -52,7 +52,10 @@ def test_the_default_maximum_is_fifty_thousand_and_admins_change_it_audited(logi
     [entry] = factories.audit_entries(org_a.organization_id, org_a.organization_id)
     assert entry.action == "settings.updated"
     assert entry.actor_id == org_a.users["org_admin"].staff_user_id
-    unchanged = {"approval_level": "10000.00", "address": None}
+    late_fees = {"mode": "off", "amount": None, "percent": None, "grace_days": 0, "cap": None}
+    unchanged = {"approval_level": "10000.00", "address": None} | {
+        f"late_fee_{key}": value for key, value in late_fees.items()
+    }
     assert entry.before == {"max_credit_limit": "50000.00"} | unchanged
     assert entry.after == {"max_credit_limit": "25000.00"} | unchanged
 

@@ -189,7 +189,7 @@ def api_charge_create(
 def api_charge_cancel(*, caller: ApiCaller, usage_id: uuid.UUID) -> dict:
     """Cancel a pending charge (the staff rule); cancelling a cancelled charge is harmless."""
     usage = usage_get(usage_id)
-    if usage is None:
+    if usage is None or usage.kind != "order":  # late fees are not the order service's
         raise Problem(404, "charge_not_found", "No existe un cargo con ese id.")
     if usage.status != "cancelled":
         try:

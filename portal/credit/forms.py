@@ -232,6 +232,19 @@ class ReversalForm(FlaskForm):
     reversal_reason = _reason("Motivo de la reversión")
 
 
+class FeeWaiverForm(FlaskForm):
+    """Waiving a late fee needs a reason."""
+
+    waiver_reason = _reason("Motivo de la condonación")
+
+
+class FeeExemptionForm(FlaskForm):
+    """Exempting an account from late fees (exempt=1), or ending it (0), with a reason."""
+
+    exempt = SelectField(choices=choices({"1": "Exonerar", "0": "Quitar exoneración"}))
+    exemption_reason = _reason("Motivo (recargos por mora)")
+
+
 class DateRangeForm(FlaskForm):
     """Statement period (a GET form)."""
 

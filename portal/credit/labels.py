@@ -51,3 +51,18 @@ def label_sql(column: str, kind: str) -> str:
         for code, text in LABELS[kind].items()
     )
     return f"(CASE {column} {whens} ELSE {column} END)"
+
+
+def charge_name_sql(usage: str) -> str:
+    """SQL naming the charge row `usage` as staff know it, in lower case: «orden F-0012345»
+    (the number from the purchases projection, else the start of the internal id) or
+    «recargo por mora 11/2026»."""
+    number = (
+        f"coalesce((SELECT o.order_number FROM purchases o WHERE o.order_id = {usage}.order_id),"
+        f" left({usage}.order_id::text, 8))"
+    )
+    return (
+        f"(CASE WHEN {usage}.kind = 'late_fee'"
+        f" THEN 'recargo por mora ' || to_char({usage}.fee_period, 'MM/YYYY')"
+        f" ELSE 'orden ' || {number} END)"
+    )

@@ -30,6 +30,7 @@ USAGE_STATUSES = {
     "overdue": "Vencido",
     "cancelled": "Anulado",
     "written_off": "Castigado",
+    "waived": "Condonado",  # shown for a cancelled late fee; never stored
 }
 PAYMENT_METHODS = {
     "cash": "Efectivo",
@@ -38,6 +39,7 @@ PAYMENT_METHODS = {
     "check": "Cheque",
 }
 PAYMENT_KINDS = {"payment": "Pago", "write_off": "Castigo"}
+USAGE_KINDS = {"order": "Cargo", "late_fee": "Recargo por mora"}
 MONEY = sa.Numeric(12, 2)
 
 
@@ -63,6 +65,8 @@ class CreditAccount(TenantMixin, db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     closed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     closure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # An approver exempted the account from late fees (audited); the nightly job skips it.
+    late_fees_exempt: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
 
@@ -91,13 +95,16 @@ class CreditRequest(TenantMixin, db.Model):
 
 
 class CreditUsage(TenantMixin, db.Model):
-    """A charge against the account for one order."""
+    """A charge against the account: for one order, or a late fee for one month (no order)."""
 
     __tablename__ = "credit_usages"
 
     usage_id: Mapped[uuid.UUID] = uuid_pk()
     credit_account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(sa.String(10), default="order")
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # A late fee's month (its first day); one fee per account and month.
+    fee_period: Mapped[date | None]
     amount: Mapped[Decimal] = mapped_column(MONEY)
     status: Mapped[str] = mapped_column(sa.String(20), default="pending")
     due_date: Mapped[date]
@@ -146,3 +153,18 @@ class CreditPaymentAllocation(TenantMixin, db.Model):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     reverses_allocation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created_at()
+
+
+class CreditAgingMonth(TenantMixin, db.Model):
+    """The organization's outstanding credit by bucket at the end of a month (the current month:
+    as of the last nightly run), kept for the collections dashboard's 12-month chart."""
+
+    __tablename__ = "credit_aging_months"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    computed_on: Mapped[date]
+    not_due: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    days_1_30: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    days_31_60: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    days_61_90: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    days_90_plus: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))

@@ -16,14 +16,17 @@ opening balance (one aggregate statement over the movements before the period).
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal import clock
-from portal.credit.labels import label_sql
+from portal.credit.labels import charge_name_sql, label_sql
+from portal.credit.models import CreditAgingMonth, CreditUsage
 from portal.extensions import db
+from portal.transaction import atomic
 
 AGING_BUCKETS = (
     ("not_due", "Por vencer"),
@@ -135,6 +138,86 @@ def aging_summary(*, today: date | None = None) -> dict[str, Decimal]:
     return db.session.execute(sa.text(statement), {"today": today}).one()._asdict()
 
 
+# --- monthly history (the collections dashboard) -------------------------------------------
+
+HISTORY_MONTHS = 12
+OVERDUE_KEYS = _KEYS[1:]
+
+
+def _month_end(month: date, today: date) -> date:
+    """The last day of `month` (its first day), or today for the current month."""
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return min(following - timedelta(days=1), today)
+
+
+def history_months(today: date) -> list[date]:
+    """The first days of the last HISTORY_MONTHS months, oldest first, this month last."""
+    months = [today.replace(day=1)]
+    while len(months) < HISTORY_MONTHS:
+        months.append((months[-1] - timedelta(days=1)).replace(day=1))
+    return months[::-1]
+
+
+@atomic
+def aging_months_record(*, today: date | None = None) -> int:
+    """Nightly, after the aging rows moved to today: this month's row from today's totals, and
+    each earlier month of the last year that has no row computed at its end (a new install, a
+    missed night) from the ledger as of its last day. Returns the rows written."""
+    today = _today(today)
+    first_charge = db.session.scalar(sa.select(sa.func.min(CreditUsage.created_at)))
+    if first_charge is None:
+        return 0
+    first_day = first_charge.astimezone(clock.BUSINESS_ZONE).date()
+    months = history_months(today)
+    computed = dict(
+        db.session.execute(
+            sa.select(CreditAgingMonth.month, CreditAgingMonth.computed_on).where(
+                CreditAgingMonth.month >= months[0]
+            )
+        ).all()
+    )
+    rows = []
+    for month in months:
+        end = _month_end(month, today)
+        if end < first_day or (month < months[-1] and month in computed and computed[month] >= end):
+            continue
+        totals = aging_summary(today=end)
+        rows.append({"month": month, "computed_on": end} | {key: totals[key] for key in _KEYS})
+    if rows:
+        statement = pg_insert(CreditAgingMonth).values(rows)
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["organization_id", "month"],
+                set_={key: statement.excluded[key] for key in ["computed_on", *_KEYS]},
+            )
+        )
+    return len(rows)
+
+
+def aging_history(today: date | None = None) -> list[dict]:
+    """The last HISTORY_MONTHS months' outstanding credit by bucket, oldest first (a month
+    with no row, before the first charge, is all zeros)."""
+    today = _today(today)
+    months = history_months(today)
+    kept = {
+        row.month: row
+        for row in db.session.scalars(
+            sa.select(CreditAgingMonth).where(CreditAgingMonth.month >= months[0])
+        )
+    }
+    zero = Decimal("0.00")
+    history = []
+    for month in months:
+        row = kept.get(month)
+        amounts = {key: getattr(row, key) if row else zero for key in _KEYS}
+        history.append(
+            {"month": month, "computed_on": row.computed_on if row else None}
+            | amounts
+            | {"overdue": sum(amounts[key] for key in OVERDUE_KEYS)}
+        )
+    return history
+
+
 @dataclass(frozen=True)
 class AgingPage:
     """One page of accounts (largest first) and the cursor of the next page, if any."""
@@ -240,23 +323,24 @@ def aging_rows(*, bucket: str | None = None, today: date | None = None) -> Itera
 
 # --- the statement -------------------------------------------------------------------------
 
-# How staff know a charge's order: its number, else the start of the internal id.
-_ORDER = (
-    "coalesce((SELECT o.order_number FROM purchases o WHERE o.order_id = u.order_id), "
-    "left(u.order_id::text, 8))"
-)
+_CHARGE = charge_name_sql("u")
+_FEE = "u.kind = 'late_fee'"
 # Every movement of the account; kind orders the movements of one day as they happen.
 _MOVEMENTS = f"""
     movements AS (
         SELECT (u.created_at AT TIME ZONE '{_ZONE}')::date AS on_date, 0 AS kind,
                u.created_at AS at, u.usage_id AS id, NULL::uuid AS payment_id,
-               'Cargo orden ' || {_ORDER} || CASE WHEN u.status = 'cancelled'
-                   THEN ' (anulado)' ELSE '' END AS description, u.amount AS charge,
+               CASE WHEN {_FEE} THEN upper(left({_CHARGE}, 1)) || substr({_CHARGE}, 2)
+                    ELSE 'Cargo ' || {_CHARGE} END
+               || CASE WHEN u.status = 'cancelled' AND {_FEE} THEN ' (condonado)'
+                       WHEN u.status = 'cancelled' THEN ' (anulado)' ELSE '' END AS description,
+               u.amount AS charge,
                0::numeric(12, 2) AS credit
         FROM credit_usages u WHERE u.credit_account_id = :account
         UNION ALL
         SELECT (u.cancelled_at AT TIME ZONE '{_ZONE}')::date, 1, u.cancelled_at, u.usage_id, NULL,
-               'Anulación cargo orden ' || {_ORDER}, 0, u.amount
+               CASE WHEN {_FEE} THEN 'Condonación ' ELSE 'Anulación cargo ' END || {_CHARGE},
+               0, u.amount
         FROM credit_usages u
         WHERE u.credit_account_id = :account AND u.cancelled_at IS NOT NULL
         UNION ALL
@@ -296,12 +380,12 @@ _STATEMENT_LINES = sa.text(
                                                                'undone', undone)) AS by_payment
         FROM (
             SELECT x.payment_id,
-                   string_agg({_MONEY_TEXT.format("x.amount")} || ' a orden '
-                              || {_ORDER}, ', '
+                   string_agg({_MONEY_TEXT.format("x.amount")} || ' a '
+                              || {_CHARGE}, ', '
                               ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
                        FILTER (WHERE x.amount > 0) AS applied,
-                   string_agg({_MONEY_TEXT.format("x.amount")} || ' de orden '
-                              || {_ORDER}, ', '
+                   string_agg({_MONEY_TEXT.format("x.amount")} || ' de '
+                              || {_CHARGE}, ', '
                               ORDER BY x.created_at, u.due_date, u.created_at, u.usage_id)
                        FILTER (WHERE x.amount < 0) AS undone
             FROM credit_payment_allocations x

@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 
 from portal import clock
 from portal.auth.models import StaffUser
+from portal.credit.labels import charge_name_sql
 from portal.credit.models import (
     CreditAccount,
     CreditPayment,
@@ -22,15 +23,8 @@ from portal.events.models import Purchase
 from portal.extensions import db
 
 OUTSTANDING = ("pending", "overdue")
-# How staff know the order of a charge: its number from the purchases projection, else the
-# start of its internal id.
-ORDER_NUMBER = sa.func.coalesce(
-    sa.select(Purchase.order_number)
-    .where(Purchase.order_id == CreditUsage.order_id)
-    .correlate(CreditUsage)
-    .scalar_subquery(),
-    sa.func.left(sa.cast(CreditUsage.order_id, sa.String), 8),
-)
+# How staff know a charge: «orden F-0012345» or «recargo por mora 11/2026».
+CHARGE_NAME = sa.literal_column(charge_name_sql(CreditUsage.__tablename__))
 
 
 @dataclass(frozen=True)
@@ -275,7 +269,7 @@ def account_usages(account_id: uuid.UUID) -> list[tuple[CreditUsage, Decimal, st
         .scalar_subquery()
     )
     rows = db.session.execute(
-        sa.select(CreditUsage, allocated, ORDER_NUMBER)
+        sa.select(CreditUsage, allocated, CHARGE_NAME)
         .where(CreditUsage.credit_account_id == account_id)
         .order_by(CreditUsage.created_at.desc())
     ).all()
@@ -289,7 +283,7 @@ def account_payments(account_id: uuid.UUID) -> list[tuple[CreditPayment, list]]:
     """The account's payments and write-offs, newest first, each with its allocations (and
     their reversals) as (allocation, order number of the charge it applies to)."""
     rows = db.session.execute(
-        sa.select(CreditPayment, CreditPaymentAllocation, ORDER_NUMBER)
+        sa.select(CreditPayment, CreditPaymentAllocation, CHARGE_NAME)
         .outerjoin(
             CreditPaymentAllocation,
             CreditPaymentAllocation.payment_id == CreditPayment.payment_id,
@@ -326,7 +320,7 @@ def payment_receipt(payment_id: uuid.UUID) -> Receipt | None:
     """A payment (not a write-off) of the current organization with what it paid, oldest charge
     first (one statement)."""
     rows = db.session.execute(
-        sa.select(CreditPayment, Customer, CreditPaymentAllocation.amount, ORDER_NUMBER)
+        sa.select(CreditPayment, Customer, CreditPaymentAllocation.amount, CHARGE_NAME)
         .join(CreditAccount, CreditAccount.credit_account_id == CreditPayment.credit_account_id)
         .join(Customer, Customer.customer_id == CreditAccount.customer_id)
         .outerjoin(
@@ -377,7 +371,7 @@ def customer_credit(customer: Customer, *, limit: int = 10) -> CustomerCredit:
         CreditUsage.amount.label("amount"),
         CreditUsage.status.label("status"),
         sa.null().label("method"),
-        ORDER_NUMBER.label("detail"),
+        CHARGE_NAME.label("detail"),
     ).where(CreditUsage.credit_account_id == account.credit_account_id)
     payments = sa.select(
         sa.case(

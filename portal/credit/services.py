@@ -811,38 +811,51 @@ def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
     return db.session.scalar(sa.select(CreditUsage).where(CreditUsage.usage_id == usage_id))
 
 
-@atomic
-def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
-    """Cancel a pending usage nothing was paid against; the credit comes back."""
-    usage = usage_get(usage_id)
-    if usage is None:
-        raise LookupError(usage_id)
+def usage_void(usage: CreditUsage, *, statuses: tuple[str, ...], refusal: str) -> Decimal:
+    """Void a usage in one of `statuses` with nothing paid against it (it becomes cancelled) and
+    give its credit back; its amount. CreditError(refusal) otherwise. The caller audits."""
     _account_locked(usage.credit_account_id)
     still_applied = (
         sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
         .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
         .scalar_subquery()
     )
-    cancelled = db.session.execute(
+    voided = db.session.execute(
         sa.update(CreditUsage)
         .where(
-            CreditUsage.usage_id == usage_id,
-            CreditUsage.status == "pending",
+            CreditUsage.usage_id == usage.usage_id,
+            CreditUsage.status.in_(statuses),
             still_applied == 0,
         )
         .values(status="cancelled", cancelled_at=sa.func.now())
         .returning(CreditUsage.amount)
         .execution_options(synchronize_session=False)
     ).scalar()
-    if cancelled is None:
-        raise CreditError("Solo se anula un cargo pendiente sin pagos aplicados.")
+    if voided is None:
+        raise CreditError(refusal)
     db.session.execute(
         sa.update(CreditAccount)
         .where(CreditAccount.credit_account_id == usage.credit_account_id)
-        .values(credit_used=CreditAccount.credit_used - cancelled)
+        .values(credit_used=CreditAccount.credit_used - voided)
         .execution_options(synchronize_session=False)
     )
     db.session.expire_all()
+    return voided
+
+
+@atomic
+def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
+    """Cancel a pending order charge nothing was paid against; the credit comes back."""
+    usage = usage_get(usage_id)
+    if usage is None:
+        raise LookupError(usage_id)
+    if usage.kind != "order":
+        raise CreditError("Un recargo por mora no se anula: un aprobador puede condonarlo.")
+    cancelled = usage_void(
+        usage,
+        statuses=("pending",),
+        refusal="Solo se anula un cargo pendiente sin pagos aplicados.",
+    )
     audit_record(
         action="credit.usage_cancelled",
         entity_type="credit_account",

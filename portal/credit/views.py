@@ -9,6 +9,7 @@ from flask_login import current_user
 from portal import clock
 from portal.auth.permissions import permission_required
 from portal.credit import bp
+from portal.credit.fees import late_fee_waive, late_fees_exemption_set
 from portal.credit.forms import (
     AgingForm,
     ApproveForm,
@@ -16,6 +17,8 @@ from portal.credit.forms import (
     CloseForm,
     CreditRequestForm,
     DateRangeForm,
+    FeeExemptionForm,
+    FeeWaiverForm,
     IncreaseForm,
     LimitForm,
     PaymentForm,
@@ -76,6 +79,7 @@ from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.documents import document
 from portal.htmx import INVALID, done, form_page, is_htmx, refused, render
+from portal.money import money
 from portal.settings.services import organization_settings_get
 from portal.validation import choices, errors_text, form_error
 
@@ -308,6 +312,7 @@ def _ledger_context(account_id: uuid.UUID, *, failed: bool = False, ledger=None,
         "increase_form": IncreaseForm(formdata=None),
         "close_form": CloseForm(formdata=None),
         "write_off_form": WriteOffForm(formdata=None),
+        "exemption_form": FeeExemptionForm(formdata=None),
     }
 
 
@@ -510,6 +515,45 @@ def suspend(account_id: uuid.UUID):
             account_id=account_id, reason=form.suspension_reason.data, actor=current_user
         ),
         "Cuenta de crédito de {customer} suspendida.",
+    )
+
+
+@bp.post("/usages/<uuid:usage_id>/waive")
+@permission_required("credit.approve")
+def waive_fee(usage_id: uuid.UUID):
+    """Waive an unpaid late fee (approvers, with a reason); its credit comes back."""
+    usage = usage_get(usage_id)
+    if usage is None or usage.kind != "late_fee":
+        abort(404)
+    form = FeeWaiverForm()
+    return _account_action(
+        usage.credit_account_id,
+        form,
+        lambda: late_fee_waive(
+            usage_id=usage_id, reason=form.waiver_reason.data, actor=current_user
+        ),
+        f"Recargo por mora de {{customer}} condonado ({money(usage.amount)}).",
+    )
+
+
+@bp.post("/accounts/<uuid:account_id>/late-fees")
+@permission_required("credit.approve")
+def late_fees_exemption(account_id: uuid.UUID):
+    """Exempt the account from late fees, or end the exemption (approvers, with a reason)."""
+    form = FeeExemptionForm()
+    exempt = form.exempt.data == "1"
+    return _account_action(
+        account_id,
+        form,
+        lambda: late_fees_exemption_set(
+            account_id=account_id,
+            exempt=exempt,
+            reason=form.exemption_reason.data,
+            actor=current_user,
+        ),
+        "Cuenta de {customer} exonerada de recargos por mora."
+        if exempt
+        else "Cuenta de {customer}: vuelve a generar recargos por mora.",
     )
 
 

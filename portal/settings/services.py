@@ -1,7 +1,5 @@
 """Reading and changing the organization's settings."""
 
-from decimal import Decimal
-
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -16,7 +14,16 @@ from portal.settings.models import (
 )
 from portal.transaction import atomic
 
-FIELDS = ("max_credit_limit", "approval_level", "address")
+FIELDS = (
+    "max_credit_limit",
+    "approval_level",
+    "address",
+    "late_fee_mode",
+    "late_fee_amount",
+    "late_fee_percent",
+    "late_fee_grace_days",
+    "late_fee_cap",
+)
 
 
 def organization_settings_get(*, lock: str | None = None) -> OrganizationSettings:
@@ -32,6 +39,8 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
             organization_id=current_organization_id(),
             max_credit_limit=DEFAULT_MAX_CREDIT_LIMIT,
             approval_level=DEFAULT_APPROVAL_LEVEL,
+            late_fee_mode="off",
+            late_fee_grace_days=0,
         )
     db.session.execute(
         pg_insert(OrganizationSettings)
@@ -47,15 +56,15 @@ def organization_settings_get(*, lock: str | None = None) -> OrganizationSetting
 
 
 @atomic
-def organization_settings_update(
-    *, max_credit_limit: Decimal, approval_level: Decimal, address: str | None, actor: StaffUser
-) -> OrganizationSettings:
-    """Change the settings (org admins), audited with before and after."""
+def organization_settings_update(*, actor: StaffUser, **values) -> OrganizationSettings:
+    """Change the settings named in FIELDS (org admins), audited with before and after."""
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"unknown settings: {sorted(unknown)}")
     settings = organization_settings_get(lock="update")
     before = {field: getattr(settings, field) for field in FIELDS}
-    settings.max_credit_limit = max_credit_limit
-    settings.approval_level = approval_level
-    settings.address = address
+    for field, value in values.items():
+        setattr(settings, field, value)
     settings.updated_by = actor.staff_user_id
     db.session.flush()
     audit_record(

@@ -7,7 +7,11 @@ from portal.auth.permissions import permission_required
 from portal.htmx import INVALID, done, form_page
 from portal.settings import bp
 from portal.settings.forms import OrganizationSettingsForm
-from portal.settings.services import organization_settings_get, organization_settings_update
+from portal.settings.services import (
+    FIELDS,
+    organization_settings_get,
+    organization_settings_update,
+)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -17,10 +21,7 @@ def edit():
     form = OrganizationSettingsForm(obj=organization_settings_get())
     if form.validate_on_submit():
         organization_settings_update(
-            max_credit_limit=form.max_credit_limit.data,
-            approval_level=form.approval_level.data,
-            address=form.address.data,
-            actor=current_user,
+            actor=current_user, **{field: getattr(form, field).data for field in FIELDS}
         )
         return done("Configuración guardada.", redirect_to=url_for("settings.edit"))
     status = INVALID if form.is_submitted() else 200
