@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 BUSINESS_ZONE = ZoneInfo("America/Panama")
@@ -13,6 +13,11 @@ _pinned_today: ContextVar[date | None] = ContextVar("pinned_today", default=None
 def today() -> date:
     """Today's date in Panama (or the day pinned by `pinned`)."""
     return _pinned_today.get() or datetime.now(BUSINESS_ZONE).date()
+
+
+def day_start(day: date) -> datetime:
+    """The first instant of `day` in Panama."""
+    return datetime.combine(day, time.min, tzinfo=BUSINESS_ZONE)
 
 
 @contextmanager

@@ -111,6 +111,11 @@ def age_days(moment: datetime) -> str:
     return "hoy" if days <= 0 else f"{days} día" if days == 1 else f"{days} días"
 
 
+def month_short(value: date) -> str:
+    """A month as the charts label it: «nov 2026»."""
+    return babel_format_date(value, "MMM y", locale=Config.BABEL_DEFAULT_LOCALE)
+
+
 def first_upper(text: str | None) -> str:
     """The text with its first letter in upper case (Jinja's `capitalize` lowers the rest)."""
     return (text or "")[:1].upper() + (text or "")[1:]
@@ -132,6 +137,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(amount_in_words, "amount_in_words")
     app.add_template_filter(label, "label")
     app.add_template_filter(first_upper, "first_upper")
+    app.add_template_filter(month_short, "month_short")
     app.add_template_filter(phone, "phone")
     app.add_template_filter(utilization, "utilization")
     app.add_template_filter(highlight, "highlight")

@@ -250,3 +250,16 @@ def test_the_demo_has_companies_with_legal_names_and_customers_with_notes(seeded
     client.login("sucursal@demo.pa", DEMO_PASSWORD)
     page = client.get(f"/customers/{customer_id}").text
     assert "Persona de contacto" in page and 'class="note-body"' in page
+
+
+def test_the_demo_has_late_fees_one_waived_and_a_year_of_overdue_history(app_ctx, seeded):
+    fees = _scalars(
+        DEMO_ORG_ID, "SELECT status FROM credit_usages WHERE kind = 'late_fee' ORDER BY usage_id"
+    )
+    assert len(fees) >= 3 and fees.count("cancelled") == 1
+    months = _scalars(
+        DEMO_ORG_ID,
+        "SELECT days_1_30 + days_31_60 + days_61_90 + days_90_plus FROM credit_aging_months"
+        " ORDER BY month",
+    )
+    assert len(months) >= 6 and sum(1 for overdue in months if overdue > 0) >= 4

@@ -7,7 +7,7 @@ own kind in `credit_usages` (`kind = 'late_fee'`, no order, the month it is for 
 charge; the unique index on (account, period) makes the nightly posting idempotent. Approvers
 may exempt an account (`late_fees_exempt`).
 
-`credit_aging_months`: the organization's outstanding credit by bucket at the end of each month
+`credit_aging_months` and an index of charges by creation time: the organization's outstanding credit by bucket at the end of each month
 (the current month: as of the last nightly run), for the 12-month chart.
 
 Revision ID: 0025_late_fees
@@ -67,6 +67,11 @@ def upgrade():
         "CREATE UNIQUE INDEX unique_late_fee_period ON credit_usages "
         "(organization_id, credit_account_id, fee_period) WHERE kind = 'late_fee'"
     )
+    # Credit sales of a period (the dashboard's days sales outstanding) by creation time.
+    op.execute(
+        "CREATE INDEX idx_credit_usage_created ON credit_usages (organization_id, created_at)"
+        " INCLUDE (amount, kind, status)"
+    )
     amounts = ", ".join(f"{bucket} NUMERIC(14, 2) NOT NULL" for bucket in BUCKETS)
     op.execute(
         f"""
@@ -96,6 +101,7 @@ def downgrade():
         """
     )
     op.execute("DROP TABLE credit_aging_months")
+    op.execute("DROP INDEX idx_credit_usage_created")
     op.execute("DROP INDEX unique_late_fee_period")
     op.execute(
         """

@@ -27,7 +27,13 @@ from portal.collections.models import (
     DunningSend,
 )
 from portal.credit.models import CreditAccount
-from portal.credit.reports import AGING_BUCKETS, aging_accounts_sql
+from portal.credit.reports import (
+    AGING_BUCKETS,
+    OVERDUE_KEYS,
+    aging_accounts_sql,
+    aging_history,
+    aging_summary,
+)
 from portal.customers.models import Address, Customer
 from portal.extensions import db
 from portal.mail.models import EmailOutbox
@@ -220,3 +226,68 @@ def dunning_letter(send_id: uuid.UUID):
         .outerjoin(Address, (Address.customer_id == Customer.customer_id) & Address.is_default)
         .where(DunningSend.send_id == send_id, DunningSend.channel == "letter")
     ).first()
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+DSO_DAYS = 90  # days sales outstanding over the sales of the last 90 days
+_MONTH_FIGURES = sa.text(
+    """
+    SELECT
+        (SELECT count(*) FROM collection_promises WHERE promised_on >= :month) AS made,
+        (SELECT count(*) FROM collection_promises
+         WHERE state = 'kept' AND settled_at >= :month_starts) AS kept,
+        (SELECT count(*) FROM collection_promises
+         WHERE state = 'broken' AND settled_at >= :month_starts) AS broken,
+        (SELECT coalesce(sum(amount), 0) FROM credit_payments
+         WHERE kind = 'payment' AND reversed_at IS NULL
+           AND payment_date BETWEEN :month AND :today) AS collected,
+        (SELECT coalesce(sum(amount), 0) FROM credit_usages
+         WHERE kind = 'order' AND status <> 'cancelled' AND created_at >= :sales_since) AS sales
+    """
+)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The collections dashboard: 12 months of overdue credit by bucket (this month as of
+    today), this month's promises and collections, and days sales outstanding."""
+
+    today: date
+    history: list[dict]
+    receivable: object
+    promises: dict
+    collected: object
+    sales: object
+    dso: int | None
+
+
+def collections_dashboard(*, today: date | None = None) -> Dashboard:
+    """The dashboard's figures, set-based (four statements)."""
+    today = today or clock.today()
+    month = today.replace(day=1)
+    history = aging_history(today)
+    now = aging_summary(today=today)
+    history[-1] |= {key: now[key] for key, _ in AGING_BUCKETS} | {
+        "overdue": sum(now[key] for key in OVERDUE_KEYS),
+        "computed_on": today,
+    }
+    figures = db.session.execute(
+        _MONTH_FIGURES,
+        {
+            "month": month,
+            "today": today,
+            "month_starts": clock.day_start(month),
+            "sales_since": clock.day_start(today - timedelta(days=DSO_DAYS - 1)),
+        },
+    ).one()
+    dso = round(now["total"] / figures.sales * DSO_DAYS) if figures.sales else None
+    return Dashboard(
+        today=today,
+        history=history,
+        receivable=now["total"],
+        promises={"made": figures.made, "kept": figures.kept, "broken": figures.broken},
+        collected=figures.collected,
+        sales=figures.sales,
+        dso=dso,
+    )

@@ -19,6 +19,7 @@ from portal.collections.selectors import (
     OVERDUE_BUCKETS,
     UNASSIGNED,
     WorklistFilters,
+    collections_dashboard,
     collectors,
     dunning_letter,
     dunning_levels,
@@ -89,6 +90,16 @@ def index():
         return render("collections/_rows.html", **context)  # "Cargar más"
     status = INVALID if form.errors else 200
     return render("collections/index.html", "collections/_table.html", status=status, **context)
+
+
+@bp.get("/dashboard")
+@permission_required("collections.work")
+def dashboard():
+    """Overdue credit over the last 12 months by bucket, this month's promises and collections,
+    days sales outstanding."""
+    return render(
+        "collections/dashboard.html", board=collections_dashboard(), buckets=OVERDUE_BUCKETS
+    )
 
 
 @bp.post("/assign")

@@ -1,6 +1,7 @@
 """Collections activity on the overdue accounts: assignments, contacts, one promise kept and
-one broken, the suggested dunning levels and their first run (one customer gets a letter), so the
-worklist looks like a working month on first run.
+one broken, the suggested dunning levels and their first run (one customer gets a letter), a late
+fee rule with this month's fees (one waived), and the dashboard's monthly history, so the
+worklist and the dashboard look like a working month on first run.
 
 Every step goes through portal.collections.services with the business clock pinned to the day
 it happens (the promises are made and settled on their days); the contact log is append-only,
@@ -25,10 +26,14 @@ from portal.collections.services import (
     dunning_run,
     promises_settle,
 )
+from portal.credit.fees import late_fee_waive, late_fees_post
+from portal.credit.models import CreditUsage
+from portal.credit.reports import aging_months_record
 from portal.credit.services import payment_record
 from portal.customers.models import Customer
 from portal.db import organization_scope
 from portal.extensions import db
+from portal.settings.services import organization_settings_update
 
 NOTES = [
     "Dice que cobra la quincena y pasa por la sucursal.",
@@ -64,6 +69,7 @@ def collections_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> i
     another; returns the accounts worked."""
     rng = random.Random(seed)
     with organization_scope(organization_id), clock.pinned(today):
+        aging_months_record(today=today)  # the months before today, from the ledger
         people = collectors()
         accounts = worklist_page(WorklistFilters(), size=12, today=today).rows
         if not people or len(accounts) < 2:
@@ -101,6 +107,7 @@ def collections_seed(*, organization_id: uuid.UUID, seed: int, today: date) -> i
             )
         db.session.commit()
         _dunning_seed(others[-1].customer_id, today)
+        _late_fees_seed(today)
     return len(accounts)
 
 
@@ -120,3 +127,31 @@ def _dunning_seed(letter_customer_id: uuid.UUID, today: date) -> None:
         sa.update(Customer).where(Customer.customer_id == letter_customer_id).values(email=None)
     )
     dunning_run(today=today)
+
+
+def _late_fees_seed(today: date) -> None:
+    """A fixed late fee after 10 days of grace, tonight's fees, and one waived by an approver."""
+    admin, approver = (
+        db.session.scalar(sa.select(StaffUser).where(StaffUser.roles.contains([role])).limit(1))
+        for role in ("org_admin", "credit_approver")
+    )
+    if admin is None or approver is None:
+        return
+    organization_settings_update(
+        actor=admin,
+        late_fee_mode="fixed",
+        late_fee_amount=Decimal("5.00"),
+        late_fee_grace_days=10,
+    )
+    late_fees_post(today=today)
+    waived = db.session.scalar(
+        sa.select(CreditUsage.usage_id)
+        .where(CreditUsage.kind == "late_fee")
+        .order_by(CreditUsage.usage_id)
+        .limit(1)
+    )
+    if waived is not None:
+        late_fee_waive(
+            usage_id=waived, reason="Pagó el día de la promesa; se condona.", actor=approver
+        )
+    db.session.commit()

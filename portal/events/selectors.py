@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
@@ -54,10 +54,6 @@ def inbox_counts() -> dict[str, int]:
     return {"received": 0, "processed": 0, "dead": 0} | dict(rows)
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=clock.BUSINESS_ZONE)
-
-
 def inbox_recent(filters: InboxFilters, *, limit: int = PAGE_SIZE) -> list[InboxRow]:
     """The latest events that match the filters, newest first, with their fields."""
     statement = sa.select(InboxEvent).order_by(InboxEvent.received_at.desc()).limit(limit)
@@ -66,10 +62,12 @@ def inbox_recent(filters: InboxFilters, *, limit: int = PAGE_SIZE) -> list[Inbox
     if filters.event_type:
         statement = statement.where(InboxEvent.event_type == filters.event_type)
     if filters.occurred_from:
-        statement = statement.where(InboxEvent.occurred_at >= _day_start(filters.occurred_from))
+        statement = statement.where(
+            InboxEvent.occurred_at >= clock.day_start(filters.occurred_from)
+        )
     if filters.occurred_to:
         statement = statement.where(
-            InboxEvent.occurred_at < _day_start(filters.occurred_to + timedelta(days=1))
+            InboxEvent.occurred_at < clock.day_start(filters.occurred_to + timedelta(days=1))
         )
     rows = [InboxRow(event, event_fields(event.payload)) for event in db.session.scalars(statement)]
     named = {item.customer_id for row in rows for item in row.fields if item.customer_id}
