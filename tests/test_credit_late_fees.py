@@ -29,7 +29,7 @@ def _rule(org, **rule) -> None:
 
 
 def _account(org, name: str, *, amount="120.00", limit="1000.00", due=DUE) -> uuid.UUID:
-    """An account owing `amount` for an order, due on `due`."""
+    """An account owing `amount` for an order, due on `due` (its customer: `_customers[id]`)."""
     customer = factories.customer_create(org.organization_id, first_name=name)
     account = factories.credit_account_create(
         org.organization_id, customer.customer_id, credit_limit=Decimal(limit)
@@ -43,7 +43,11 @@ def _account(org, name: str, *, amount="120.00", limit="1000.00", due=DUE) -> uu
         )
         usage.due_date = due
         db.session.commit()
+    _customers[account.credit_account_id] = customer.customer_id
     return account.credit_account_id
+
+
+_customers: dict = {}
 
 
 def _signed_in(login_as, role: str, **kwargs):
@@ -176,6 +180,9 @@ def test_an_approver_waives_a_fee_audited_and_it_is_not_posted_again(app, login_
     )
     assert again.status_code == 422  # already waived: nothing changes
     assert _night(app, org_a, day + timedelta(days=1))["late_fees"] == 0  # same month
+    timeline = approver.get(f"/customers/{_customers[account_id]}/timeline?kind=credit").text
+    assert "Recargo por mora condonado" in timeline and "Motivo: Cliente fiel" in timeline
+    assert "Monto: US$5.00 sobre US$120.00 vencido" in timeline
     statement = approver.get(f"/credit/accounts/{account_id}/statement").text
     assert "Recargo por mora 09/2026 (condonado)" in statement
     assert "Condonación recargo por mora 09/2026" in statement

@@ -40,6 +40,9 @@ LABELS = {
         "credit.write_off_approved": "Saldo castigado",
         "credit.write_off_rejected": "Castigo de saldo rechazado",
         "credit.payment_reversed": "Pago revertido",
+        "credit.late_fee_posted": "Recargo por mora",
+        "credit.late_fee_waived": "Recargo por mora condonado",
+        "credit.late_fees_exemption": "Exoneración de recargos por mora",
     },
 }
 

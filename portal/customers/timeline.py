@@ -49,6 +49,9 @@ CREDIT_ACTIONS = (
     "credit.write_off_approved",
     "credit.write_off_rejected",
     "credit.payment_reversed",
+    "credit.late_fee_posted",
+    "credit.late_fee_waived",
+    "credit.late_fees_exemption",
 )
 # How each audited field's value reads: a label table, or a formatter.
 VALUE_LABELS = {
@@ -299,6 +302,13 @@ def _credit_lines(action: str, before: dict | None, after: dict | None) -> list[
     lines = []
     if action == "credit.payment_reversed":
         return [f"Motivo: {after.get('reversal_reason')}"]
+    if action == "credit.late_fee_posted":
+        return [f"Monto: {_money(after['amount'])} sobre {_money(after['overdue'])} vencido"]
+    if action == "credit.late_fee_waived":
+        return [f"Monto: {_money(after['amount'])}", f"Motivo: {after.get('reason')}"]
+    if action == "credit.late_fees_exemption":
+        state = "Exonerada" if after.get("late_fees_exempt") else "Sin exoneración"
+        return [f"{state}. Motivo: {after.get('reason')}"]
     if request.get("requested_limit") and action.endswith("requested"):
         lines.append(f"Límite solicitado: {_money(request['requested_limit'])}")
     if request.get("write_off_amount"):
