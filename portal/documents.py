@@ -13,26 +13,34 @@ from portal.htmx import render
 from portal.settings.services import organization_letterhead
 
 
-def _pdf_response(template: str, filename: str, *, title: str, **context) -> Response:
-    """The partial `template` as a PDF attachment named `filename`."""
+def _letterhead() -> dict:
+    name, address = organization_letterhead()
+    return {"organization_name": name, "organization_address": address}
+
+
+def pdf_render(template: str, *, title: str, **context) -> bytes:
+    """The partial `template` under the current organization's letterhead as PDF bytes; needs
+    an application context only (a download, or the mail worker attaching it)."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
     css = (Path(current_app.static_folder) / "css" / "documents.css").read_text(encoding="utf-8")
     html = render_template(
-        "documents/pdf.html", body=template, title=title, document_css=css, **context
+        "documents/pdf.html",
+        body=template,
+        title=title,
+        document_css=css,
+        **context,
+        **_letterhead(),
     )
-    document = HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf()
-    response = Response(document, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf()
 
 
 def document(page: str, partial: str, *, filename: str, title: str, **context):
     """A printed document of the current organization under its letterhead: its page, or with
     `?format=pdf` its partial as a PDF attachment."""
-    name, address = organization_letterhead()
-    context |= {"organization_name": name, "organization_address": address}
     if request.args.get("format") == "pdf":
-        return _pdf_response(partial, filename, title=title, **context)
-    return render(page, **context)
+        response = Response(pdf_render(partial, title=title, **context), mimetype="application/pdf")
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    return render(page, **context, **_letterhead())

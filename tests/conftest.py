@@ -16,8 +16,9 @@ from redis import Redis
 
 from portal import create_app
 from portal.config import TestingConfig
-from portal.embedded import services_start
+from portal.embedded import free_port, services_start
 from portal.extensions import db
+from portal.mail.sink import sink_start
 from tests import factories
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +178,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="/usr/bin/chromium is not installed"))
+
+
+@pytest.fixture
+def smtp_url(app):
+    """Point the app's SMTP_URL at a fresh port (no server yet); restored afterwards."""
+    before = dict(app.config)
+    url = f"smtp://127.0.0.1:{free_port()}"
+    app.config.update(SMTP_URL=url, EMAIL_LEASE_SECONDS=300)
+    yield url
+    app.config.clear()
+    app.config.update(before)
+
+
+@pytest.fixture
+def sink(smtp_url, tmp_path):
+    """The development sink (aiosmtpd writing a Maildir) listening on SMTP_URL."""
+    directory = tmp_path / "mail"
+    server = sink_start(directory, int(smtp_url.rsplit(":", 1)[1]))
+    yield directory
+    server.stop()
 
 
 @pytest.fixture

@@ -16,32 +16,11 @@ from aiosmtpd.controller import Controller
 
 from portal import clock
 from portal.db import organization_scope
-from portal.embedded import free_port
 from portal.extensions import db
 from portal.mail.jobs import outbox_deliver_due, outbox_sweep
 from portal.mail.sink import sink_messages, sink_start
 from tests import factories
 from tests.test_collections_dunning import LEVELS, _account_due, _level_data, _night
-
-
-@pytest.fixture
-def smtp_url(app):
-    """Point the app's SMTP_URL at a fresh port (no server yet); restored afterwards."""
-    before = dict(app.config)
-    url = f"smtp://127.0.0.1:{free_port()}"
-    app.config.update(SMTP_URL=url, EMAIL_LEASE_SECONDS=300)
-    yield url
-    app.config.clear()
-    app.config.update(before)
-
-
-@pytest.fixture
-def sink(smtp_url, tmp_path):
-    """The development sink (aiosmtpd writing a Maildir) listening on SMTP_URL."""
-    directory = tmp_path / "mail"
-    server = sink_start(directory, int(smtp_url.rsplit(":", 1)[1]))
-    yield directory
-    server.stop()
 
 
 def _caught(directory) -> list:

@@ -159,6 +159,7 @@ class DunningLevelForm(FlaskForm):
         ],
         filters=[strip_field],
     )
+    attach_statement = BooleanField("Adjuntar estado de cuenta al correo")
 
     def validate_level_id(self, field):
         if field.data is None:

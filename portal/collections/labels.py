@@ -12,5 +12,6 @@ LABELS = {
         "collections.promise_settled": "Promesa de pago cumplida o incumplida",
         "collections.dunning_level_saved": "Nivel de recordatorio guardado",
         "collections.letter_mailed": "Carta de cobranza enviada",
+        "collections.statement_sent": "Estado de cuenta enviado por correo",
     },
 }

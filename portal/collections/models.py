@@ -27,8 +27,9 @@ OUTCOMES = {
     "promise": "Promesa de pago",
     "dispute": "Disputa",
 }
-# Outcomes only the system records (the nightly dunning run), never offered to staff.
-SYSTEM_OUTCOMES = {"reminder": "Recordatorio enviado"}
+# Outcomes only the system records (the nightly dunning run, a statement staff e-mailed from
+# the statement page), never offered in the contact form.
+SYSTEM_OUTCOMES = {"reminder": "Recordatorio enviado", "statement_sent": "Estado de cuenta enviado"}
 PROMISE_STATES = {"open": "Vigente", "kept": "Cumplida", "broken": "Incumplida"}
 
 
@@ -83,6 +84,7 @@ class DunningLevel(TenantMixin, db.Model):
     name: Mapped[str] = mapped_column(sa.String(80))
     subject: Mapped[str] = mapped_column(sa.String(200))
     body: Mapped[str] = mapped_column(sa.Text)
+    attach_statement: Mapped[bool] = mapped_column(default=False)  # the e-mail carries it
     updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()

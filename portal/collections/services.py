@@ -22,10 +22,14 @@ from portal.collections.models import (
     DunningSend,
 )
 from portal.credit.models import CreditAccount, CreditPayment
+from portal.credit.services import account_get
+from portal.credit.statements import statement_period
 from portal.customers.models import Customer
+from portal.customers.services import customer_get
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.formatting import date_medium
+from portal.mail.models import EmailOutbox
 from portal.mail.services import outbox_add
 from portal.money import money
 from portal.transaction import atomic
@@ -299,6 +303,7 @@ def dunning_level_save(
     name: str,
     subject: str,
     body: str,
+    attach_statement: bool = False,
     actor: StaffUser,
 ) -> DunningLevel:
     """Create a dunning level (level_id None) or change one; audited with before and after."""
@@ -315,7 +320,7 @@ def dunning_level_save(
         )
     if level is None:
         raise CollectionsError("El nivel ya no existe: recargue la página.", "days_overdue")
-    fields = ("days_overdue", "name", "subject", "body")
+    fields = ("days_overdue", "name", "subject", "body", "attach_statement")
     before = None if level_id is None else {key: getattr(level, key) for key in fields}
     clash = db.session.scalar(
         sa.select(DunningLevel.level_id).where(
@@ -324,7 +329,8 @@ def dunning_level_save(
     )
     if clash is not None:
         raise CollectionsError("Ya hay un nivel para esos días de atraso.", "days_overdue")
-    for key, value in zip(fields, (days_overdue, name, subject, body), strict=True):
+    values = (days_overdue, name, subject, body, attach_statement)
+    for key, value in zip(fields, values, strict=True):
         setattr(level, key, value)
     level.updated_by = actor.staff_user_id
     db.session.add(level)
@@ -375,6 +381,24 @@ _DUNNING_DUE = sa.text(
 )
 
 
+def _organization_name() -> str:
+    return db.session.scalar(
+        sa.select(Organization.name).where(
+            Organization.organization_id == current_organization_id()
+        )
+    )
+
+
+def _statement_start(today: date) -> date:
+    """Where a reminder's statement starts: the first day of the month three months before the
+    send day (it ends on the send day). Three whole months and the current one cover the
+    charges a first reminder is about and what was paid since, whole months read as the
+    customer's own records do; older movements are in the opening balance, and the statement's
+    aging table still shows every amount owed, however old."""
+    months = today.year * 12 + today.month - 1 - 3
+    return date(months // 12, months % 12 + 1, 1)
+
+
 @atomic
 def dunning_run(*, today: date | None = None) -> dict:
     """Nightly: send each overdue account the highest level it has reached and not been sent,
@@ -392,9 +416,8 @@ def dunning_run(*, today: date | None = None) -> dict:
         return {"email": 0, "letter": 0}
     last_days = max(level.days_overdue for level in levels.values())
     due = db.session.execute(_DUNNING_DUE, {"today": today, "last_days": last_days}).all()
-    organization = db.session.scalar(
-        sa.select(Organization.name).where(Organization.organization_id == organization_id)
-    )
+    organization = _organization_name()
+    statement_start = _statement_start(today)
     contacts, sends, mail = [], [], []
     for row in due:
         level = levels[row.level_id]
@@ -442,6 +465,11 @@ def dunning_run(*, today: date | None = None) -> dict:
                     "credit_account_id": row.credit_account_id,
                     "send_id": sends[-1]["send_id"],
                 }
+                | (
+                    {"statement_start": statement_start, "statement_end": today}
+                    if level.attach_statement
+                    else {}
+                )
             )
     if sends:
         db.session.execute(sa.insert(CollectionContact), contacts)
@@ -472,3 +500,73 @@ def letter_mark_mailed(*, send_id: uuid.UUID, actor: StaffUser) -> DunningSend:
             actor=actor,
         )
     return send
+
+
+@atomic
+def statement_send(
+    *,
+    account_id: uuid.UUID,
+    start: date | None,
+    end: date,
+    key: uuid.UUID,
+    actor: StaffUser,
+) -> tuple[str, bool]:
+    """Queue the account's statement from `start` (None: the opening) to `end` for its
+    customer's e-mail, once per form `key`; logged as a contact and audited. The address, and
+    created=False when the key had already queued it."""
+    account = account_get(account_id, for_update=True)  # double submits serialise here
+    if account is None:
+        raise LookupError(account_id)
+    queued = db.session.scalar(sa.select(EmailOutbox).where(EmailOutbox.idempotency_key == key))
+    if queued is not None:
+        if queued.credit_account_id != account_id:
+            raise CollectionsError("Formulario no válido: recargue la página.")
+        return queued.to_address, False
+    customer = customer_get(account.customer_id)
+    if not customer.email:
+        raise CollectionsError(
+            f"{customer.full_name} no tiene correo electrónico registrado: no se envió el estado "
+            "de cuenta. Agréguelo en la ficha del cliente."
+        )
+    if end > clock.today():
+        raise CollectionsError("El período no puede terminar después de hoy.", "end")
+    organization, period = _organization_name(), statement_period(start, end)
+    (outbox_id,) = outbox_add(
+        messages=[
+            {
+                "to_address": customer.email,
+                "subject": f"Estado de cuenta {period} · {organization}",
+                "body": f"Estimado(a) {customer.full_name}:\n\nLe enviamos adjunto el estado de "
+                f"cuenta de su crédito con {organization}, {period}.\n\nSi tiene alguna "
+                "consulta sobre sus movimientos o su saldo, comuníquese con nosotros."
+                f"\n\nAtentamente,\n{organization}",
+                "credit_account_id": account_id,
+                "statement_start": start,
+                "statement_end": end,
+                "idempotency_key": key,
+            }
+        ]
+    )
+    contact = CollectionContact(
+        credit_account_id=account_id,
+        channel="email",
+        outcome="statement_sent",
+        note=f"Estado de cuenta {period} enviado a {customer.email}.",
+        created_by=actor.staff_user_id,
+    )
+    db.session.add(contact)
+    db.session.flush()
+    audit_record(
+        action="collections.statement_sent",
+        entity_type="credit_account",
+        entity_id=account_id,
+        after={
+            "outbox_id": outbox_id,
+            "contact_id": contact.contact_id,
+            "to_address": customer.email,
+            "statement_start": start,
+            "statement_end": end,
+        },
+        actor=actor,
+    )
+    return customer.email, True

@@ -1,11 +1,13 @@
 """Collections pages: the overdue worklist (filters, paging, assignment), the contact log, the
-dunning levels (org admins) and the reminder letters to print."""
+dunning levels (org admins), the reminder letters to print, and the statement e-mailed from the
+statement page."""
 
 import uuid
 
 from flask import abort, request, url_for
 from flask_login import current_user
 
+from portal import clock
 from portal.auth.permissions import permission_required
 from portal.collections import bp
 from portal.collections.forms import (
@@ -34,10 +36,14 @@ from portal.collections.services import (
     contact_record,
     dunning_level_save,
     letter_mark_mailed,
+    statement_send,
 )
+from portal.credit.forms import StatementMailForm, statement_mail_form_blank
 from portal.credit.services import account_get
+from portal.customers.services import customer_get
 from portal.documents import document
 from portal.htmx import INVALID, done, form_page, is_htmx, refused, render
+from portal.mail.jobs import outbox_deliver_soon
 from portal.validation import choices, errors_text, form_error
 
 FILTERS = ("bucket", "collector", "quiet", "broken")
@@ -196,6 +202,7 @@ def dunning():
                 name=form.name.data,
                 subject=form.subject.data,
                 body=form.body.data,
+                attach_statement=form.attach_statement.data,
                 actor=current_user,
             )
         except CollectionsError as error:
@@ -259,4 +266,56 @@ def letter_mailed(send_id: uuid.UUID):
     return done(
         f"Carta marcada como enviada: {send.subject}.",
         redirect_to=url_for("collections.letter", send_id=send_id),
+    )
+
+
+def _statement_mail_panel(account, customer, mail_form: StatementMailForm, *, failed=False):
+    """What the statement page's "Enviar por correo" panel shows after a send (or a refusal)."""
+    return lambda: {
+        "account": account,
+        "customer": customer,
+        "mail_form": mail_form,
+        "failed": failed,
+    }
+
+
+@bp.post("/accounts/<uuid:account_id>/statement")
+@permission_required("credit.reports")
+def statement_mail(account_id: uuid.UUID):
+    """E-mail the statement of the period shown to the customer, logged as a contact; a double
+    submit sends it once."""
+    account = account_get(account_id)
+    if account is None:
+        abort(404)
+    customer = customer_get(account.customer_id)
+    form = StatementMailForm()
+    back = url_for(
+        "credit.statement", account_id=account_id, start=form.start.data, end=form.end.data
+    )
+    answer = {"redirect_to": back, "partial": "credit/_statement_mail.html"}
+    refusal = _statement_mail_panel(account, customer, form, failed=True)
+    if not form.validate_on_submit():
+        return refused(errors_text(form), context=refusal, **answer)
+    try:
+        address, created = statement_send(
+            account_id=account_id,
+            start=form.start.data,
+            end=form.end.data or clock.today(),
+            key=form.idempotency_key.data,
+            actor=current_user,
+        )
+    except LookupError:
+        abort(404)
+    except CollectionsError as error:
+        return refused(str(error), context=refusal, **answer)
+    if created:
+        outbox_deliver_soon()
+    return done(
+        f"Estado de cuenta de {customer.full_name} enviado a {address}."
+        if created
+        else f"El estado de cuenta de {customer.full_name} ya se había enviado a {address}.",
+        context=_statement_mail_panel(
+            account, customer, statement_mail_form_blank(form.start.data, form.end.data)
+        ),
+        **answer,
     )

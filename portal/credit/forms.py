@@ -1,6 +1,7 @@
 """Credit forms: money is Decimal with two places, never float; every refusal is a field error."""
 
 import uuid
+from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -52,6 +53,16 @@ def _uuid(value):
         return uuid.UUID(str(value).strip())
     except ValueError:
         return value
+
+
+def _a_form_key(form, field):
+    if not isinstance(field.data, uuid.UUID):
+        raise ValidationError("Formulario no válido: recargue la página.")
+
+
+def _idempotency_key():
+    """The hidden key a form is rendered with: the same key submitted twice acts once."""
+    return HiddenField(filters=[_uuid], validators=[_a_form_key])
 
 
 def _within_term(form, field):
@@ -219,11 +230,7 @@ class PaymentForm(FlaskForm):
         filters=[empty_to_none],
     )
     payment_date = DateField("Fecha de pago", validators=[InputRequired("Indique la fecha.")])
-    idempotency_key = HiddenField(filters=[_uuid])
-
-    def validate_idempotency_key(self, field):
-        if not isinstance(field.data, uuid.UUID):
-            raise ValidationError("Formulario no válido: recargue la página.")
+    idempotency_key = _idempotency_key()
 
 
 class ReversalForm(FlaskForm):
@@ -259,6 +266,16 @@ class DateRangeForm(FlaskForm):
             raise ValidationError("La fecha final es anterior a la inicial.")
 
 
+class StatementMailForm(DateRangeForm):
+    """E-mail the statement of the period shown; the idempotency key makes a double submit
+    send once."""
+
+    class Meta:
+        csrf = True
+
+    idempotency_key = _idempotency_key()
+
+
 class AgingForm(FlaskForm):
     """The day the aging report is read at the end of (a GET form; empty: today)."""
 
@@ -270,3 +287,8 @@ class AgingForm(FlaskForm):
     def validate_as_of(self, field):
         if field.data and field.data > clock.today():
             raise ValidationError("La fecha no puede ser posterior a hoy.")
+
+
+def statement_mail_form_blank(start: date | None, end: date | None) -> StatementMailForm:
+    """The statement page's "Enviar por correo" form for the period shown, with a fresh key."""
+    return StatementMailForm(formdata=None, start=start, end=end, idempotency_key=uuid.uuid4())

@@ -29,10 +29,10 @@ from portal.credit.forms import (
     SuspendForm,
     UsageForm,
     WriteOffForm,
+    statement_mail_form_blank,
 )
 from portal.credit.reports import (
     AGING_BUCKETS,
-    account_aging,
     aging_page,
     aging_rows,
     aging_summary,
@@ -73,8 +73,8 @@ from portal.credit.services import (
     usage_charge,
     usage_get,
 )
+from portal.credit.statements import STATEMENT_PARTIAL, statement_document
 from portal.csv_export import csv_response
-from portal.customers.selectors import address_for_billing
 from portal.customers.services import customer_get
 from portal.db import keep_scope
 from portal.documents import document
@@ -644,15 +644,16 @@ def request_increase(account_id: uuid.UUID):
 @bp.get("/accounts/<uuid:account_id>/statement")
 @permission_required("credit.reports")
 def statement(account_id: uuid.UUID):
-    """Usages, payments and allocations with running balance; printable or CSV."""
+    """Usages, payments and allocations with running balance; printable, CSV or PDF (the page
+    also offers to e-mail it to the customer)."""
     account = account_get(account_id)
     if account is None:
         abort(404)
     form = DateRangeForm(request.args)
     if not form.validate():
         abort(400)
-    opening, lines, closing = statement_lines(account_id, start=form.start.data, end=form.end.data)
     if request.args.get("format") == "csv":
+        opening, lines, _ = statement_lines(account_id, start=form.start.data, end=form.end.data)
         rows = [["", "Saldo inicial", "", "", opening]] + [
             [line.on, line.description, line.charge or "", line.credit or "", line.balance]
             for line in lines
@@ -663,22 +664,15 @@ def statement(account_id: uuid.UUID):
             rows,
         )
     issued_on = clock.today()
-    customer = customer_get(account.customer_id)
     return document(
         "credit/statement.html",
-        "credit/_statement.html",
+        STATEMENT_PARTIAL,
         filename=f"estado-de-cuenta-{issued_on.isoformat()}.pdf",
-        title=f"Estado de cuenta · {customer.full_name}",
-        account=account,
-        customer=customer,
-        billing_address=address_for_billing(account.customer_id),
-        issued_on=issued_on,
         form=form,
-        opening=opening,
-        lines=lines,
-        closing=closing,
-        aging_buckets=AGING_BUCKETS,
-        aging=account_aging(account_id, as_of=min(form.end.data or issued_on, issued_on)),
+        mail_form=statement_mail_form_blank(form.start.data, form.end.data),
+        **statement_document(
+            account, start=form.start.data, end=form.end.data, issued_on=issued_on
+        ),
     )
 
 

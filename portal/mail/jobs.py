@@ -5,7 +5,9 @@ import logging
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 
+from portal.credit.statements import statement_pdf
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.mail.services import (
@@ -34,12 +36,25 @@ def outbox_deliver_due() -> dict:
         log.warning("SMTP_URL is not set: e-mail stays in the outbox")
         return outcome
     for row in outbox_claim():
+        try:
+            pdf = _statement(row)
+        except Exception as error:  # never handed over: retried like a server that was down
+            log.exception("statement not rendered", extra={"outbox_id": str(row.outbox_id)})
+            state = outbox_failed(
+                outbox_id=row.outbox_id,
+                attempts=row.attempts,
+                error=f"No se pudo generar el estado de cuenta: {error}",
+                permanent=False,
+            )
+            outcome["failed" if state == "failed" else "retrying"] += 1
+            continue
         message = message_build(
             outbox_id=row.outbox_id,
             sender=config["MAIL_FROM"],
             to_address=row.to_address,
             subject=row.subject,
             body=row.body,
+            pdf=pdf,
         )
         try:
             smtp_send(
@@ -67,6 +82,28 @@ def outbox_deliver_due() -> dict:
             "e-mail delivered", extra=outcome | {"organization": str(current_organization_id())}
         )
     return outcome
+
+
+def _statement(row) -> tuple[str, bytes] | None:
+    """The account statement a claimed message carries, rendered now (None: it carries none);
+    its reads end here, so no transaction stays open while talking to the server."""
+    if row.statement_end is None:
+        return None
+    try:
+        return statement_pdf(
+            row.credit_account_id, start=row.statement_start, end=row.statement_end
+        )
+    finally:
+        db.session.rollback()
+
+
+def outbox_deliver_soon() -> None:
+    """Queue the current organization's delivery job for the messages just committed (with
+    Redis down, the sweeper finds them within the minute)."""
+    try:
+        enqueue_scoped(DELIVER_JOB, organization_id=current_organization_id())
+    except RedisError:
+        log.warning("e-mail delivery not queued", extra={"org": str(current_organization_id())})
 
 
 def outbox_sweep() -> int:

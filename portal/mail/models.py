@@ -1,7 +1,7 @@
 """The e-mail outbox: one row per message, written in the transaction that decides to send."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
@@ -36,4 +36,10 @@ class EmailOutbox(TenantMixin, db.Model):
     data_started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # The account statement attached, rendered at send time (no end: none; no start: from the
+    # account's opening).
+    statement_start: Mapped[date | None]
+    statement_end: Mapped[date | None]
+    # The form that queued the message by hand: a double submit queues it once.
+    idempotency_key: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created_at()

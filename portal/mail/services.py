@@ -28,8 +28,9 @@ INTERRUPTED = "Envío interrumpido después de entregar el mensaje al servidor: 
 
 @atomic
 def outbox_add(*, messages: list[dict]) -> list[uuid.UUID]:
-    """Queue messages (to_address, subject, body, credit_account_id, send_id) in the caller's
-    transaction; their outbox ids."""
+    """Queue messages (to_address, subject, body, credit_account_id, and send_id or
+    statement_start/statement_end/idempotency_key) in the caller's transaction; their outbox
+    ids."""
     rows = [
         {"organization_id": current_organization_id(), "outbox_id": uuid.uuid4()} | message
         for message in messages
@@ -81,7 +82,8 @@ def outbox_claim(*, outbox_id: uuid.UUID | None = None, limit: int = CLAIM_LIMIT
             SET state = 'sending', claimed_at = now(), attempts = o.attempts + 1,
                 data_started_at = NULL
             FROM due WHERE o.outbox_id = due.outbox_id
-            RETURNING o.outbox_id, o.to_address, o.subject, o.body, o.attempts
+            RETURNING o.outbox_id, o.to_address, o.subject, o.body, o.attempts,
+                      o.credit_account_id, o.statement_start, o.statement_end
             """
         ),
         {"outbox_id": outbox_id, "limit": limit},

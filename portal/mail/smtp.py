@@ -19,8 +19,17 @@ class DeliveryError(Exception):
         self.uncertain = uncertain
 
 
-def message_build(*, outbox_id, sender: str, to_address: str, subject: str, body: str):
-    """The message as sent; its Message-ID is derived from the outbox id."""
+def message_build(
+    *,
+    outbox_id,
+    sender: str,
+    to_address: str,
+    subject: str,
+    body: str,
+    pdf: tuple[str, bytes] | None = None,
+):
+    """The message as sent, with `pdf` (file name, bytes) attached if given; its Message-ID is
+    derived from the outbox id."""
     message = EmailMessage(policy=SMTP)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{outbox_id}@{domain}>"
@@ -29,6 +38,9 @@ def message_build(*, outbox_id, sender: str, to_address: str, subject: str, body
     message["To"] = to_address
     message["Subject"] = subject
     message.set_content(body)
+    if pdf is not None:
+        filename, content = pdf
+        message.add_attachment(content, maintype="application", subtype="pdf", filename=filename)
     return message
 
 
