@@ -10,7 +10,7 @@ so a double submit queues one message.
 sending a statement is logged in the contact log as the system outcome `statement_sent`.
 
 Revision ID: 0026_statement_mail
-Revises: 0024_receipts
+Revises: 0025_late_fees
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from portal.schema import in_every_organization
 
 revision = "0026_statement_mail"
-down_revision = "0024_receipts"
+down_revision = "0025_late_fees"
 branch_labels = None
 depends_on = None
 
