@@ -91,8 +91,8 @@ def test_the_dashboard_shows_the_month_and_days_sales_outstanding(login_as, org_
     text = page.text
     month_start = clock.today().replace(day=1)
     made = 1 + (desk["promised_early"] >= month_start)
-    assert f'id="kpi-promises">{made} hechas' in text
-    assert "1 cumplidas · 1 incumplidas" in text
+    assert f'id="kpi-promises">{made} {"hecha" if made == 1 else "hechas"}' in text
+    assert "1 cumplida · 1 incumplida" in text
     assert 'id="kpi-collected">US$30.00' in text
     assert 'id="kpi-overdue">US$70.00' in text and "de US$370.00 por cobrar" in text
     # 370 receivable over 400 of credit sales in 90 days, times 90: 83.25 days.

@@ -1,4 +1,5 @@
-"""Screenshots of the demo for the README: each role's home, a customer page at 1366 and 390 px.
+"""Screenshots of the demo for the README: each role's home, a customer page at 1366 and 390 px,
+the collections dashboard.
 
     .venv/bin/python docs/screenshots/take.py     # starts its own demo under .data/screenshots
 
@@ -72,6 +73,9 @@ def main() -> None:
                     page.set_viewport_size(PHONE)
                     page.goto(customer_url)
                     page.screenshot(path=HERE / "customer-390.png", full_page=True)
+                    page.set_viewport_size(WIDE)
+                    page.goto("/collections/dashboard")
+                    page.screenshot(path=HERE / "collections-dashboard.png", full_page=True)
                 context.close()
             browser.close()
     finally:
