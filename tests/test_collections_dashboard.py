@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from portal import clock
 from portal.collections.services import contact_record, promises_settle
-from portal.credit.reports import aging_months_record, aging_summary, history_months
-from portal.credit.services import payment_record, usage_charge
+from portal.credit.reports import aging_summary, history_months
+from portal.credit.services import aging_months_record, payment_record, usage_charge
 from portal.extensions import db
 from tests import factories
 

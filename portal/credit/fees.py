@@ -129,7 +129,8 @@ def late_fee_waive(*, usage_id: uuid.UUID, reason: str, actor: StaffUser) -> Cre
         raise LookupError(usage_id)
     status = usage.status
     waived = usage_void(
-        usage,
+        usage_id=usage_id,
+        account_id=usage.credit_account_id,
         statuses=("pending", "overdue"),
         refusal="Solo se condona un recargo sin pagos aplicados: revierta antes el pago.",
     )

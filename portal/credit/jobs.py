@@ -7,8 +7,7 @@ from flask import current_app
 
 from portal.collections.services import dunning_run, promises_settle
 from portal.credit.fees import late_fees_post
-from portal.credit.reports import aging_months_record
-from portal.credit.services import aging_refresh_stale, usages_mark_overdue
+from portal.credit.services import aging_months_record, aging_refresh_stale, usages_mark_overdue
 from portal.db import current_organization_id
 from portal.extensions import db
 from portal.mail.jobs import DELIVER_JOB

@@ -20,13 +20,11 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal import clock
 from portal.credit.labels import charge_name_sql, label_sql
-from portal.credit.models import CreditAgingMonth, CreditUsage
+from portal.credit.models import CreditAgingMonth
 from portal.extensions import db
-from portal.transaction import atomic
 
 AGING_BUCKETS = (
     ("not_due", "Por vencer"),
@@ -37,6 +35,7 @@ AGING_BUCKETS = (
 )
 AGING_PAGE_SIZE = 50
 _KEYS = [key for key, _ in AGING_BUCKETS]
+AGING_KEYS = tuple(_KEYS)
 _COLUMNS = ", ".join(_KEYS)
 _STORED = f"SELECT credit_account_id, {_COLUMNS}, overdue, total"
 
@@ -144,7 +143,7 @@ HISTORY_MONTHS = 12
 OVERDUE_KEYS = _KEYS[1:]
 
 
-def _month_end(month: date, today: date) -> date:
+def month_end(month: date, today: date) -> date:
     """The last day of `month` (its first day), or today for the current month."""
     following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
     return min(following - timedelta(days=1), today)
@@ -156,42 +155,6 @@ def history_months(today: date) -> list[date]:
     while len(months) < HISTORY_MONTHS:
         months.append((months[-1] - timedelta(days=1)).replace(day=1))
     return months[::-1]
-
-
-@atomic
-def aging_months_record(*, today: date | None = None) -> int:
-    """Nightly, after the aging rows moved to today: this month's row from today's totals, and
-    each earlier month of the last year that has no row computed at its end (a new install, a
-    missed night) from the ledger as of its last day. Returns the rows written."""
-    today = _today(today)
-    first_charge = db.session.scalar(sa.select(sa.func.min(CreditUsage.created_at)))
-    if first_charge is None:
-        return 0
-    first_day = first_charge.astimezone(clock.BUSINESS_ZONE).date()
-    months = history_months(today)
-    computed = dict(
-        db.session.execute(
-            sa.select(CreditAgingMonth.month, CreditAgingMonth.computed_on).where(
-                CreditAgingMonth.month >= months[0]
-            )
-        ).all()
-    )
-    rows = []
-    for month in months:
-        end = _month_end(month, today)
-        if end < first_day or (month < months[-1] and month in computed and computed[month] >= end):
-            continue
-        totals = aging_summary(today=end)
-        rows.append({"month": month, "computed_on": end} | {key: totals[key] for key in _KEYS})
-    if rows:
-        statement = pg_insert(CreditAgingMonth).values(rows)
-        db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["organization_id", "month"],
-                set_={key: statement.excluded[key] for key in ["computed_on", *_KEYS]},
-            )
-        )
-    return len(rows)
 
 
 def aging_history(today: date | None = None) -> list[dict]:

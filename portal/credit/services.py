@@ -24,11 +24,13 @@ from portal.auth.models import StaffUser
 from portal.credit.models import (
     ACCOUNT_STATUSES,
     CreditAccount,
+    CreditAgingMonth,
     CreditPayment,
     CreditPaymentAllocation,
     CreditRequest,
     CreditUsage,
 )
+from portal.credit.reports import AGING_KEYS, aging_summary, history_months, month_end
 from portal.customers.models import Customer
 from portal.db import current_organization_id
 from portal.extensions import db
@@ -811,10 +813,13 @@ def usage_get(usage_id: uuid.UUID) -> CreditUsage | None:
     return db.session.scalar(sa.select(CreditUsage).where(CreditUsage.usage_id == usage_id))
 
 
-def usage_void(usage: CreditUsage, *, statuses: tuple[str, ...], refusal: str) -> Decimal:
-    """Void a usage in one of `statuses` with nothing paid against it (it becomes cancelled) and
-    give its credit back; its amount. CreditError(refusal) otherwise. The caller audits."""
-    _account_locked(usage.credit_account_id)
+def usage_void(
+    *, usage_id: uuid.UUID, account_id: uuid.UUID, statuses: tuple[str, ...], refusal: str
+) -> Decimal:
+    """Void the account's usage in one of `statuses` with nothing paid against it (it becomes
+    cancelled) and give its credit back; its amount. CreditError(refusal) otherwise. Part of the
+    caller's unit of work, which audits."""
+    _account_locked(account_id)
     still_applied = (
         sa.select(sa.func.coalesce(sa.func.sum(CreditPaymentAllocation.amount), 0))
         .where(CreditPaymentAllocation.usage_id == CreditUsage.usage_id)
@@ -823,7 +828,8 @@ def usage_void(usage: CreditUsage, *, statuses: tuple[str, ...], refusal: str) -
     voided = db.session.execute(
         sa.update(CreditUsage)
         .where(
-            CreditUsage.usage_id == usage.usage_id,
+            CreditUsage.usage_id == usage_id,
+            CreditUsage.credit_account_id == account_id,
             CreditUsage.status.in_(statuses),
             still_applied == 0,
         )
@@ -835,7 +841,7 @@ def usage_void(usage: CreditUsage, *, statuses: tuple[str, ...], refusal: str) -
         raise CreditError(refusal)
     db.session.execute(
         sa.update(CreditAccount)
-        .where(CreditAccount.credit_account_id == usage.credit_account_id)
+        .where(CreditAccount.credit_account_id == account_id)
         .values(credit_used=CreditAccount.credit_used - voided)
         .execution_options(synchronize_session=False)
     )
@@ -852,7 +858,8 @@ def usage_cancel(*, usage_id: uuid.UUID, actor: Actor | None) -> CreditUsage:
     if usage.kind != "order":
         raise CreditError("Un recargo por mora no se anula: un aprobador puede condonarlo.")
     cancelled = usage_void(
-        usage,
+        usage_id=usage_id,
+        account_id=usage.credit_account_id,
         statuses=("pending",),
         refusal="Solo se anula un cargo pendiente sin pagos aplicados.",
     )
@@ -1127,3 +1134,39 @@ def usages_mark_overdue(*, today: date | None = None, suspend_after_days: int = 
 def aging_refresh_stale() -> int:
     """Daily: move the aging row of every account no ledger write touched today to today."""
     return db.session.scalar(sa.text("SELECT credit_aging_refresh_stale()"))
+
+
+@atomic
+def aging_months_record(*, today: date | None = None) -> int:
+    """Nightly, after the aging rows moved to today: this month's row from today's totals, and
+    each earlier month of the last year that has no row computed at its end (a new install, a
+    missed night) from the ledger as of its last day. Returns the rows written."""
+    today = today or clock.today()
+    first_charge = db.session.scalar(sa.select(sa.func.min(CreditUsage.created_at)))
+    if first_charge is None:
+        return 0
+    first_day = first_charge.astimezone(clock.BUSINESS_ZONE).date()
+    months = history_months(today)
+    computed = dict(
+        db.session.execute(
+            sa.select(CreditAgingMonth.month, CreditAgingMonth.computed_on).where(
+                CreditAgingMonth.month >= months[0]
+            )
+        ).all()
+    )
+    rows = []
+    for month in months:
+        end = month_end(month, today)
+        if end < first_day or (month < months[-1] and month in computed and computed[month] >= end):
+            continue
+        totals = aging_summary(today=end)
+        rows.append({"month": month, "computed_on": end} | {key: totals[key] for key in AGING_KEYS})
+    if rows:
+        statement = pg_insert(CreditAgingMonth).values(rows)
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["organization_id", "month"],
+                set_={key: statement.excluded[key] for key in ["computed_on", *AGING_KEYS]},
+            )
+        )
+    return len(rows)

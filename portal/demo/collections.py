@@ -28,8 +28,7 @@ from portal.collections.services import (
 )
 from portal.credit.fees import late_fee_waive, late_fees_post
 from portal.credit.models import CreditUsage
-from portal.credit.reports import aging_months_record
-from portal.credit.services import payment_record
+from portal.credit.services import aging_months_record, payment_record
 from portal.customers.models import Customer
 from portal.db import organization_scope
 from portal.extensions import db
