@@ -9,11 +9,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from portal import clock
-from portal.collections.services import contact_record, promises_settle
+from portal.collections.services import promises_settle
 from portal.credit.reports import aging_summary, history_months
 from portal.credit.services import aging_months_record, payment_record, usage_charge
 from portal.extensions import db
 from tests import factories
+from tests.test_collections_dunning import _promise
 
 
 def _charge(org, account_id, amount: str, *, created_days_ago: int, due_days_ago: int):
@@ -41,21 +42,6 @@ def _charge(org, account_id, amount: str, *, created_days_ago: int, due_days_ago
 def _account(org, name: str):
     customer = factories.customer_create(org.organization_id, first_name=name)
     return factories.credit_account_create(org.organization_id, customer.customer_id)
-
-
-def _promise(org, account_id, *, made, due, amount: str) -> None:
-    with factories.scoped(org.organization_id), clock.pinned(made):
-        contact_record(
-            account_id=account_id,
-            channel="call",
-            outcome="promise",
-            note=None,
-            next_action_on=None,
-            promise_amount=Decimal(amount),
-            promise_due_on=due,
-            actor=org.users["credit_staff"],
-        )
-        db.session.commit()
 
 
 def _desk(org) -> dict:

@@ -35,7 +35,7 @@ def _pay(org, account_id, amount, reference=None):
 def paid(org_a):
     """An account with two charges (orders PED-…) and a payment of US$120.50 over both."""
     customer = factories.customer_create(
-        org_a.organization_id, first_name="Marta", last_name="Quintero"
+        org_a.organization_id, first_name="Marta", last_name="Quintero", email="marta@correo.pa"
     )
     account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
     with factories.scoped(org_a.organization_id):

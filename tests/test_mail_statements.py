@@ -4,9 +4,7 @@ carry it; the worker renders the PDF when it sends, and the real SMTP sink recei
 
 import io
 import re
-import uuid
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -14,44 +12,23 @@ from pypdf import PdfReader
 from sqlalchemy.exc import IntegrityError
 
 from portal import clock
-from portal.credit.services import payment_record, usage_charge
 from portal.extensions import db
 from portal.mail import jobs
 from portal.mail.services import outbox_add
 from tests import factories
 from tests.test_collections import HTMX
 from tests.test_collections_dunning import _account_due, _level_data, _night
+from tests.test_credit_documents import paid  # noqa: F401 (a fixture)
 from tests.test_mail_outbox import _caught, _deliver, _outbox
 
 KEY = re.compile(r'name="idempotency_key" type="hidden" value="([^"]+)"')
 
 
 @pytest.fixture
-def marta(org_a):
-    """Marta Quintero's account: charges of US$100.00 and US$50.00, US$120.50 paid (owes 29.50)."""
-    customer = factories.customer_create(
-        org_a.organization_id, first_name="Marta", last_name="Quintero", email="marta@correo.pa"
-    )
-    account = factories.credit_account_create(org_a.organization_id, customer.customer_id)
-    with factories.scoped(org_a.organization_id):
-        for amount in ("100.00", "50.00"):
-            usage_charge(
-                account_id=account.credit_account_id,
-                order_id=uuid.uuid4(),
-                amount=Decimal(amount),
-                actor=org_a.users["credit_staff"],
-            )
-        payment_record(
-            account_id=account.credit_account_id,
-            amount=Decimal("120.50"),
-            method="transfer",
-            reference=None,
-            payment_date=clock.today(),
-            key=uuid.uuid4(),
-            actor=org_a.users["credit_staff"],
-        )
-        db.session.commit()
-    return account.credit_account_id
+def marta(paid):  # noqa: F811 (the imported fixture)
+    """Marta Quintero's account (`paid` of test_credit_documents: US$150.00 charged, US$120.50
+    paid, owes US$29.50), e-mail marta@correo.pa."""
+    return paid[1].credit_account_id
 
 
 def _statement_form(client, account_id, query: str = "") -> dict:

@@ -36,6 +36,81 @@ ROUTES = (
     ("event_key_routes", "key_id UUID PRIMARY KEY", "event_keys", "key_id"),
     ("api_key_routes", "prefix VARCHAR(16) PRIMARY KEY", "api_keys", "prefix"),
 )
+# The key lookups: (function, its argument, what it returns, the key's columns it reads).
+LOOKUPS = (
+    (
+        "event_key_lookup",
+        "p_key_id UUID",
+        "organization_id UUID, secret TEXT",
+        "k.organization_id, k.secret",
+    ),
+    (
+        "api_key_lookup",
+        "p_prefix TEXT",
+        "organization_id UUID, api_key_id UUID, name VARCHAR, secret_hash CHAR, scopes TEXT[],"
+        " last_used_at TIMESTAMPTZ",
+        "k.organization_id, k.api_key_id, k.name, k.secret_hash, k.scopes, k.last_used_at",
+    ),
+)
+
+
+def _function(name: str, argument: str, returns: str, language: str, body: str) -> None:
+    """CREATE OR REPLACE one of the reviewed lookups (SECURITY DEFINER, fixed search path)."""
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {name}({argument}) RETURNS TABLE ({returns})
+        LANGUAGE {language} STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+        {body}
+        $$
+        """
+    )
+
+
+def _key_lookups(*, routed: bool) -> None:
+    """The key lookups: through their route (0027), or by scanning every organization (0009,
+    0017)."""
+    for (name, argument, returns, columns), (route, _, tenant, key) in zip(
+        LOOKUPS, ROUTES, strict=True
+    ):
+        parameter = argument.split()[0]
+        found = f"k.{key} = {parameter} AND k.revoked_at IS NULL"
+        if not routed:
+            _function(
+                name,
+                argument,
+                returns,
+                "sql",
+                f"SELECT {columns} FROM public.{tenant} k WHERE {found}",
+            )
+            continue
+        _function(
+            name,
+            argument,
+            returns,
+            "plpgsql",
+            f"""
+            DECLARE
+                route_organization UUID;
+            BEGIN
+                SELECT r.organization_id INTO route_organization
+                FROM public.{route} r WHERE r.{key} = {parameter};
+                RETURN QUERY SELECT {columns} FROM public.{tenant} k
+                    WHERE k.organization_id = route_organization AND {found};
+            END
+            """,
+        )
+
+
+def _login_lookup(source: str) -> None:
+    """staff_login_lookup over `source` (login_routes since 0027, staff_users before)."""
+    _function(
+        "staff_login_lookup",
+        "p_email TEXT",
+        "organization_id UUID, staff_user_id UUID",
+        "sql",
+        f"SELECT s.organization_id, s.staff_user_id FROM public.{source} s"
+        " WHERE s.email = lower(btrim(p_email))",
+    )
 
 
 def _keeper(function: str, route: str, key: str, extra: str = "") -> None:
@@ -119,89 +194,13 @@ def upgrade():
     )
     op.execute("ALTER TABLE api_keys DROP CONSTRAINT unique_api_key_prefix")
     op.execute("DROP INDEX staff_users_email")  # login reads login_routes now
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION staff_login_lookup(p_email TEXT)
-        RETURNS TABLE (organization_id UUID, staff_user_id UUID)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-            SELECT r.organization_id, r.staff_user_id FROM public.login_routes r
-            WHERE r.email = lower(btrim(p_email))
-        $$
-        """
-    )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION event_key_lookup(p_key_id UUID)
-        RETURNS TABLE (organization_id UUID, secret TEXT)
-        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-        DECLARE
-            route_organization UUID;
-        BEGIN
-            SELECT r.organization_id INTO route_organization
-            FROM public.event_key_routes r WHERE r.key_id = p_key_id;
-            RETURN QUERY
-                SELECT k.organization_id, k.secret FROM public.event_keys k
-                WHERE k.organization_id = route_organization AND k.key_id = p_key_id
-                  AND k.revoked_at IS NULL;
-        END $$
-        """
-    )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION api_key_lookup(p_prefix TEXT)
-        RETURNS TABLE (organization_id UUID, api_key_id UUID, name VARCHAR, secret_hash CHAR,
-                       scopes TEXT[], last_used_at TIMESTAMPTZ)
-        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-        DECLARE
-            route_organization UUID;
-        BEGIN
-            SELECT r.organization_id INTO route_organization
-            FROM public.api_key_routes r WHERE r.prefix = p_prefix;
-            RETURN QUERY
-                SELECT k.organization_id, k.api_key_id, k.name, k.secret_hash, k.scopes,
-                       k.last_used_at
-                FROM public.api_keys k
-                WHERE k.organization_id = route_organization AND k.prefix = p_prefix
-                  AND k.revoked_at IS NULL;
-        END $$
-        """
-    )
+    _login_lookup("login_routes")
+    _key_lookups(routed=True)
 
 
 def downgrade():
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION api_key_lookup(p_prefix TEXT)
-        RETURNS TABLE (organization_id UUID, api_key_id UUID, name VARCHAR, secret_hash CHAR,
-                       scopes TEXT[], last_used_at TIMESTAMPTZ)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-            SELECT k.organization_id, k.api_key_id, k.name, k.secret_hash, k.scopes,
-                   k.last_used_at
-            FROM public.api_keys k
-            WHERE k.prefix = p_prefix AND k.revoked_at IS NULL
-        $$
-        """
-    )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION event_key_lookup(p_key_id UUID)
-        RETURNS TABLE (organization_id UUID, secret TEXT)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-            SELECT k.organization_id, k.secret FROM public.event_keys k
-            WHERE k.key_id = p_key_id AND k.revoked_at IS NULL
-        $$
-        """
-    )
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION staff_login_lookup(p_email TEXT)
-        RETURNS TABLE (organization_id UUID, staff_user_id UUID)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-            SELECT s.organization_id, s.staff_user_id FROM public.staff_users s
-            WHERE s.email = lower(btrim(p_email))
-        $$
-        """
-    )
+    _key_lookups(routed=False)
+    _login_lookup("staff_users")
     op.execute("CREATE INDEX staff_users_email ON staff_users (email)")
     op.execute("ALTER TABLE api_keys ADD CONSTRAINT unique_api_key_prefix UNIQUE (prefix)")
     op.execute("ALTER TABLE api_keys DROP CONSTRAINT unique_api_key_organization_prefix")
