@@ -8,7 +8,6 @@ only.
 """
 
 import argparse
-import dataclasses
 import http.client
 import json
 import math
@@ -20,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
@@ -230,7 +229,7 @@ def pgbouncer_in_front(urls, data_dir: Path):
             f"  pgbouncer (transaction pooling) on 127.0.0.1:{pooled.port} in front of "
             f"{host}:{server.port or 5432}/{server.database}; log in {directory}"
         )
-        yield dataclasses.replace(urls, database_url=pooled.render_as_string(hide_password=False))
+        yield replace(urls, database_url=pooled.render_as_string(hide_password=False))
     finally:
         process_stop(process)
 
