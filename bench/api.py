@@ -146,7 +146,11 @@ def main() -> None:
     customers = accounts_load(owner, args.accounts)
     key = api_key(app)
     with portal_and_baseline(
-        urls, args.data_dir, workers=args.workers, threads=args.threads
+        urls,
+        args.data_dir,
+        workers=args.workers,
+        threads=args.threads,
+        pgbouncer=args.pgbouncer,
     ) as servers:
         say("== warm-up (not counted)")
         warm = argparse.Namespace(**(vars(args) | {"duration": min(5, args.duration)}))

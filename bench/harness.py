@@ -1,5 +1,6 @@
 """What every benchmark shares: servers, the migrated app, gunicorn, logging in, HTTP timing with
-one connection, wrk with several, the bare-Flask baseline, percentiles, and the PASS/FAIL table.
+one connection, wrk with several, the bare-Flask baseline (optionally both through pgbouncer),
+percentiles, and the PASS/FAIL table.
 
 Also the one place that writes credit data straight into the tables (accounts, charges,
 payments, allocations) for the page benchmarks, so a change of the credit schema is adapted here
@@ -17,8 +18,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
@@ -176,37 +177,100 @@ class Servers:
     portal_log: Path
 
 
+def _pgbouncer_wait(process: subprocess.Popen, url: sa.URL, directory: Path) -> None:
+    """Wait up to 30 s for a query as the app role to go through pgbouncer to PostgreSQL."""
+    import psycopg
+
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"pgbouncer exited with {process.returncode}; see {directory}")
+        try:
+            with psycopg.connect(conninfo, connect_timeout=2) as connection:
+                connection.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @contextmanager
-def portal_and_baseline(urls, data_dir: Path, *, workers: int, threads: int):
-    """Serve portal.wsgi:app and bench/baseline_app.py with the same settings; stop both after."""
+def pgbouncer_in_front(urls, data_dir: Path):
+    """pgbouncer in transaction pooling mode on a free 127.0.0.1 port in front of the app role's
+    PostgreSQL (bin/pgbouncer-start, as in .ci/run); yields urls whose DATABASE_URL goes through
+    it, and stops it on the way out, whatever happens."""
     from portal.embedded import free_port
 
-    env = os.environ | urls.environ() | {"PORTAL_ENV": "development"}
-    servers = Servers(free_port(), free_port(), data_dir / "gunicorn-portal.log")
-    baseline_log = data_dir / "gunicorn-baseline.log"
-    processes = []
+    subprocess.run([PROJECT_ROOT / "bin" / "ensure-pgbouncer"], check=True)  # noqa: S603
+    server = sa.make_url(urls.database_url)
+    host = server.host or server.query.get("host") or "/var/run/postgresql"
+    directory = data_dir / "pgbouncer"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    pooled = server.set(host="127.0.0.1", port=free_port(), query={})
+    process = subprocess.Popen(  # noqa: S603 - our script, fixed arguments
+        [
+            PROJECT_ROOT / "bin" / "pgbouncer-start",
+            directory,
+            str(pooled.port),
+            server.username,
+            server.database,
+            host,
+            str(server.port or 5432),
+            "-q",  # everything goes to its log file, as with -d
+        ],
+        env=os.environ | ({"PGPASSWORD": server.password} if server.password else {}),
+        start_new_session=True,
+    )
     try:
-        processes.append(
-            gunicorn_start(
-                servers.portal_port, env, servers.portal_log, workers=workers, threads=threads
-            )
+        _pgbouncer_wait(process, pooled, directory)
+        say(
+            f"  pgbouncer (transaction pooling) on 127.0.0.1:{pooled.port} in front of "
+            f"{host}:{server.port or 5432}/{server.database}; log in {directory}"
         )
-        processes.append(
-            gunicorn_start(
-                servers.baseline_port,
-                env,
-                baseline_log,
-                workers=workers,
-                threads=threads,
-                target="bench.baseline_app:app",
-            )
-        )
-        wait_ready(servers.portal_port, "/healthz", processes[0], servers.portal_log)
-        wait_ready(servers.baseline_port, "/", processes[1], baseline_log)
-        yield servers
+        yield replace(urls, database_url=pooled.render_as_string(hide_password=False))
     finally:
-        for process in processes:
-            process_stop(process)
+        process_stop(process)
+
+
+@contextmanager
+def portal_and_baseline(urls, data_dir: Path, *, workers: int, threads: int, pgbouncer=False):
+    """Serve portal.wsgi:app and bench/baseline_app.py with the same settings; stop both after.
+
+    With pgbouncer, both connect as the app role through pgbouncer_in_front, prepared statements
+    off (DATABASE_TRANSACTION_POOLER), so the ratio to the baseline stays like for like."""
+    from portal.embedded import free_port
+
+    with pgbouncer_in_front(urls, data_dir) if pgbouncer else nullcontext(urls) as urls:
+        env = os.environ | urls.environ() | {"PORTAL_ENV": "development"}
+        if pgbouncer:
+            env["DATABASE_TRANSACTION_POOLER"] = "1"
+        servers = Servers(free_port(), free_port(), data_dir / "gunicorn-portal.log")
+        baseline_log = data_dir / "gunicorn-baseline.log"
+        processes = []
+        try:
+            processes.append(
+                gunicorn_start(
+                    servers.portal_port, env, servers.portal_log, workers=workers, threads=threads
+                )
+            )
+            processes.append(
+                gunicorn_start(
+                    servers.baseline_port,
+                    env,
+                    baseline_log,
+                    workers=workers,
+                    threads=threads,
+                    target="bench.baseline_app:app",
+                )
+            )
+            wait_ready(servers.portal_port, "/healthz", processes[0], servers.portal_log)
+            wait_ready(servers.baseline_port, "/", processes[1], baseline_log)
+            yield servers
+        finally:
+            for process in processes:
+                process_stop(process)
 
 
 def _cookie_update(jar: SimpleCookie, response: http.client.HTTPResponse) -> None:
@@ -443,6 +507,11 @@ def wrk_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="the portal and the baseline connect through pgbouncer (transaction pooling)",
+    )
 
 
 # --- the targets table -----------------------------------------------------------------------

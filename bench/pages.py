@@ -192,7 +192,11 @@ def pages_measure(urls, ids: dict, args) -> list[Target]:
     }
     say(f"\n== HTTP (gunicorn {args.workers} workers x {args.threads} threads)")
     with portal_and_baseline(
-        urls, args.data_dir, workers=args.workers, threads=args.threads
+        urls,
+        args.data_dir,
+        workers=args.workers,
+        threads=args.threads,
+        pgbouncer=args.pgbouncer,
     ) as servers:
         headers = page_headers(login(servers.portal_port, PAGES_EMAIL, PAGES_PASSWORD))
         targets = []

@@ -564,10 +564,15 @@ def http_benchmark(urls, mix: list[Query], results: dict, args) -> dict:
     """Serve the portal and the baseline with gunicorn and load both with wrk."""
     say(
         f"\n== HTTP (gunicorn {args.workers} workers x {args.threads} threads, "
-        f"wrk {args.duration} s per run)"
+        f"wrk {args.duration} s per run"
+        + (", through pgbouncer in transaction pooling mode)" if args.pgbouncer else ")")
     )
     with portal_and_baseline(
-        urls, args.data_dir, workers=args.workers, threads=args.threads
+        urls,
+        args.data_dir,
+        workers=args.workers,
+        threads=args.threads,
+        pgbouncer=args.pgbouncer,
     ) as servers:
         cookie = login(servers.portal_port, BENCH_EMAIL, BENCH_PASSWORD)
         headers = page_headers(cookie, htmx=True)
