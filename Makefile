@@ -58,6 +58,7 @@ bench-pages: install bench-tools
 	$(PY) -m bench.pages $(BENCH_ARGS)
 
 bench-worker: install bench-tools
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench.events $(BENCH_ARGS)
 	$(PY) -m bench.segments $(BENCH_ARGS)
 
