@@ -34,11 +34,14 @@ import sqlalchemy as sa
 from bench.harness import (
     PROJECT_ROOT,
     child_environ,
+    cpu_seconds,
     gunicorn_start,
     organization_ensure,
     owner_engine_for,
     percentile,
     portal_app,
+    postmaster_pid,
+    process_tree,
     say,
     schema_rebuild,
     services,
@@ -81,37 +84,6 @@ def wait_workers_ready(app, count: int, processes: list[subprocess.Popen], log_p
                 return
             time.sleep(0.2)
     raise RuntimeError(f"{count} workers did not register in 60 s; see {log_path}")
-
-
-def process_tree(process: subprocess.Popen | int) -> list[psutil.Process]:
-    """A process we started and its descendants (gone ones are skipped)."""
-    try:
-        root = psutil.Process(process if isinstance(process, int) else process.pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """CPU seconds (user + system) of the processes and of their children that have exited."""
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
-def postmaster_pid(connection: sa.Connection) -> int | None:
-    """The PostgreSQL server's pid (the parent of this connection's backend), if local."""
-    backend = connection.scalar(sa.text("SELECT pg_backend_pid()"))
-    try:
-        parent = psutil.Process(backend).parent()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    return parent.pid if parent is not None and parent.name() == "postgres" else None
 
 
 # --- data ------------------------------------------------------------------------------------

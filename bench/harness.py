@@ -13,17 +13,20 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psutil
 import sqlalchemy as sa
 
 from portal.embedded import gunicorn_command, process_stop
@@ -134,6 +137,59 @@ def staff_ensure(organization_id: uuid.UUID, email: str, password: str, roles: l
         return user.staff_user_id
 
 
+# --- where the CPU goes ------------------------------------------------------------------------
+
+
+def process_tree(process: subprocess.Popen | int) -> list[psutil.Process]:
+    """A process we started and its descendants (gone ones are skipped)."""
+    try:
+        root = psutil.Process(process if isinstance(process, int) else process.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) of the processes and of their children that have exited."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def postmaster_pid(connection: sa.Connection) -> int | None:
+    """The PostgreSQL server's pid (the parent of this connection's backend), if local."""
+    backend = connection.scalar(sa.text("SELECT pg_backend_pid()"))
+    try:
+        parent = psutil.Process(backend).parent()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return parent.pid if parent is not None and parent.name() == "postgres" else None
+
+
+# Process groups whose CPU every wrk run reports per request: each served port's gunicorn and
+# the servers every request goes through (PostgreSQL, pgbouncer); filled by portal_and_baseline
+# and pgbouncer_in_front while they run. wrk's own CPU is this process's exited children's.
+_SERVED_BY: dict[int, subprocess.Popen] = {}
+_SHARED_SERVERS: dict[str, Callable[[], list[psutil.Process]]] = {}
+
+
+def _cpu_now(port: int) -> dict[str, float] | None:
+    """CPU seconds so far of the processes that serve `port`, by group (None if not watched)."""
+    if port not in _SERVED_BY:
+        return None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "gunicorn": cpu_seconds(process_tree(_SERVED_BY[port])),
+        **{name: cpu_seconds(find()) for name, find in _SHARED_SERVERS.items()},
+        "wrk": children.ru_utime + children.ru_stime,
+    }
+
+
 # --- gunicorn, login, HTTP timing ------------------------------------------------------------
 
 
@@ -223,6 +279,7 @@ def pgbouncer_in_front(urls, data_dir: Path):
         env=os.environ | ({"PGPASSWORD": server.password} if server.password else {}),
         start_new_session=True,
     )
+    _SHARED_SERVERS["pgbouncer"] = lambda: process_tree(process)
     try:
         _pgbouncer_wait(process, pooled, directory)
         say(
@@ -231,6 +288,7 @@ def pgbouncer_in_front(urls, data_dir: Path):
         )
         yield replace(urls, database_url=pooled.render_as_string(hide_password=False))
     finally:
+        _SHARED_SERVERS.pop("pgbouncer", None)
         process_stop(process)
 
 
@@ -267,10 +325,28 @@ def portal_and_baseline(urls, data_dir: Path, *, workers: int, threads: int, pgb
             )
             wait_ready(servers.portal_port, "/healthz", processes[0], servers.portal_log)
             wait_ready(servers.baseline_port, "/", processes[1], baseline_log)
+            _SERVED_BY.update(
+                {servers.portal_port: processes[0], servers.baseline_port: processes[1]}
+            )
+            postmaster = _postmaster_of(urls)
+            if postmaster:
+                _SHARED_SERVERS["PostgreSQL"] = lambda: process_tree(postmaster)
             yield servers
         finally:
+            _SERVED_BY.clear()
+            _SHARED_SERVERS.pop("PostgreSQL", None)
             for process in processes:
                 process_stop(process)
+
+
+def _postmaster_of(urls) -> int | None:
+    """The local PostgreSQL server's pid, found through the owner's connection."""
+    engine = sa.create_engine(urls.database_owner_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return postmaster_pid(connection)
+    finally:
+        engine.dispose()
 
 
 def _cookie_update(jar: SimpleCookie, response: http.client.HTTPResponse) -> None:
@@ -356,6 +432,7 @@ class WrkResult:
     p99_ms: float
     errors: int
     statuses: Counter
+    cpu_us: dict[str, float]  # CPU microseconds per request by process group (if watched)
 
     @property
     def rps(self) -> float:
@@ -437,6 +514,7 @@ def wrk_script_run(
 
     Answers other than `expected` are counted from the portal's request log `log`."""
     offset = log.stat().st_size if log else 0
+    cpu_before = _cpu_now(port)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
@@ -462,6 +540,7 @@ def wrk_script_run(
         )
     finally:
         os.unlink(handle.name)
+    cpu_after = _cpu_now(port)
     line = next(
         (line for line in completed.stdout.splitlines() if line.startswith("BENCH_JSON ")), None
     )
@@ -478,6 +557,9 @@ def wrk_script_run(
         data["p99_us"] / 1000,
         data["errors"],
         log_statuses(log, offset) if log else Counter(),
+        {name: (cpu_after[name] - cpu_before[name]) / data["requests"] * 1e6 for name in cpu_after}
+        if cpu_before and data["requests"]
+        else {},
     )
     statuses = ", ".join(f"{code}: {n}" for code, n in sorted(result.statuses.items()))
     say(
@@ -485,6 +567,13 @@ def wrk_script_run(
         f"   p95 {result.p95_ms:7.1f}   p99 {result.p99_ms:7.1f} ms   errors {result.errors}"
         + (f"   statuses {{{statuses}}}" if statuses else "")
     )
+    if result.cpu_us:
+        total = sum(result.cpu_us.values())
+        groups = ", ".join(f"{name} {us:,.0f}" for name, us in result.cpu_us.items())
+        say(
+            f"  {'':<40} CPU µs per request: {groups} = {total:,.0f}"
+            f" ({os.cpu_count()} cores allow ≤ {os.cpu_count() * 1e6 / total:,.0f} req/s)"
+        )
     if set(result.statuses) - set(expected):
         say(f"  WARNING: {label} got unexpected statuses: {dict(result.statuses)}")
     return result

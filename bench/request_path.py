@@ -2,6 +2,7 @@
 
     python -m bench.request_path profile   # per-layer budget through the Flask test client
     python -m bench.request_path charge    # the same for POST /api/v1/credit/charges
+    python -m bench.request_path healthz   # the same for GET /healthz (no session)
     python -m bench.request_path wrk       # baseline, /healthz, phone partial (gunicorn 2 x 4)
 
 Set PYTHONPATH to another checkout (git archive main | tar -x -C DIR) to measure that code.
@@ -149,6 +150,7 @@ def profile(app, call, expected, n=200):
     layers = {
         "whole request (test client)": ("app.py", "wsgi_app"),
         "middleware: before_request hooks": ("app.py", "preprocess_request"),
+        "  rate-limit check (Flask-Limiter)": ("_extension.py", "_check_request_limit"),
         "  auth: scope_request": ("security.py", "scope_request"),
         "  auth: load_user": (None, "load_user"),
         "view": ("app.py", "dispatch_request"),
@@ -227,5 +229,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "charge":
         with app.app_context():
             profile(app, *api_charge(app))
+    elif sys.argv[1] == "healthz":
+        with app.app_context():
+            client = app.test_client()
+            profile(app, lambda: client.get("/healthz"), 200)
     else:
         wrk(urls, path)

@@ -325,10 +325,13 @@ def customers_sample(organization_id: uuid.UUID, count: int, seed: int) -> list:
     return list(found.values())
 
 
-def query_mix(app, per_kind: int, seed: int) -> list[Query]:
-    """`per_kind` queries of every kind, derived from real customers read as the app role."""
+def query_mix(
+    app, per_kind: int, seed: int, organization_id: uuid.UUID = MAIN_ORG[0]
+) -> list[Query]:
+    """`per_kind` queries of every kind, derived from the organization's real customers read as
+    the app role."""
     with app.app_context():
-        sample = customers_sample(MAIN_ORG[0], per_kind * len(KINDS), seed)
+        sample = customers_sample(organization_id, per_kind * len(KINDS), seed)
     people = [customer for customer in sample if customer.customer_type == "b2c"]
     mix = []
     rng = random.Random(seed)
@@ -398,8 +401,31 @@ def _scope(connection: sa.Connection, organization_id: uuid.UUID) -> None:
     )
 
 
-def sql_measure(engine: sa.Engine, mix: list[Query], rounds: int, seed: int) -> dict:
-    """Time each query's first page and count as the app role, one transaction per query."""
+def query_time(
+    connection: sa.Connection, statements: tuple, organization_id: uuid.UUID
+) -> tuple[float, float, list, int]:
+    """One query's first page and its count in the organization's scope, one transaction:
+    (page ms, count ms, the page's customer ids, the capped count)."""
+    page, count = statements
+    with connection.begin():
+        _scope(connection, organization_id)
+        started = time.perf_counter()
+        ids = [row.customer_id for row in connection.execute(page)]
+        searched = time.perf_counter()
+        total = connection.execute(count).scalar_one()
+        counted = time.perf_counter()
+    return (searched - started) * 1000, (counted - searched) * 1000, ids, total
+
+
+def sql_measure(
+    engine: sa.Engine,
+    mix: list[Query],
+    rounds: int,
+    seed: int,
+    organization_id: uuid.UUID = MAIN_ORG[0],
+) -> dict:
+    """Time each query's first page and count as the app role in the organization's scope, one
+    transaction per query."""
     say(f"\n== SQL alone (app role, RLS on, {rounds} rounds over {len(mix)} queries)")
     results = {kind: KindResult() for kind in KINDS}
     statements = {query.text: search_statements(query.text) for query in mix}
@@ -411,19 +437,14 @@ def sql_measure(engine: sa.Engine, mix: list[Query], rounds: int, seed: int) -> 
             order = mix[:]
             rng.shuffle(order)
             for query in order:
-                page, count = statements[query.text]
-                with connection.begin():
-                    _scope(connection, MAIN_ORG[0])
-                    started = time.perf_counter()
-                    ids = [row.customer_id for row in connection.execute(page)]
-                    searched = time.perf_counter()
-                    total = connection.execute(count).scalar_one()
-                    counted = time.perf_counter()
+                search_ms, count_ms, ids, total = query_time(
+                    connection, statements[query.text], organization_id
+                )
                 if round_number == 0:
                     continue
                 result = results[query.kind]
-                result.search_ms.append((searched - started) * 1000)
-                result.count_ms.append((counted - searched) * 1000)
+                result.search_ms.append(search_ms)
+                result.count_ms.append(count_ms)
                 if round_number == 1:
                     result.rows.append(len(ids))
                     result.totals.append(total)
