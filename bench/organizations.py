@@ -15,8 +15,12 @@ alone organization and every organization of the shared database in a random ord
 else the machine does falls on all of them alike.
 
 It prints the page p50 / p95 of every kind per organization beside the alone figures, and PASS
-when every organization's p95 of every kind is within `--tolerance` (1.25 x) of the alone p95 or
-within 1 ms of it (below a few milliseconds the noise of one machine is of that order). The data
+when the first organization among the others (the same customers, so the same queries as
+alone) keeps every kind's p95 within `--tolerance` (1.25 x) of the alone p95 or within 1 ms of it
+(below a few milliseconds the noise of one machine is of that order). The other organizations'
+figures are shown beside them without a verdict: their queries are of the same kinds but not
+the same (drawn from their own customers), so they differ with the draw as much as with the
+database (an e-mail prefix that matches more customers). The data
 stays for later runs (`--fresh` starts over). The embedded servers only: the comparison needs
 both databases on one server. docs/scaling.md records the figures.
 """
@@ -192,6 +196,11 @@ def _mix(database: Database, organization_id: uuid.UUID, args) -> list:
     return query_mix(database.app, args.per_kind, args.seed, organization_id)
 
 
+def _first_organization(pages: dict) -> str:
+    """The first organization of the shared database (the one whose data the alone one holds)."""
+    return next(name for name in pages if name != ALONE)
+
+
 def _summary(pages: dict[str, dict[str, list]], args) -> bool:
     """Per organization and kind: page p50 / p95 (ms), and the p95 against the alone one."""
     say(f"\n== Page p50 / p95 per organization (ms; {args.customers:,} customers each)")
@@ -207,22 +216,32 @@ def _summary(pages: dict[str, dict[str, list]], args) -> bool:
                 for kind in KINDS_SHOWN
             )
         )
-    together = {name: figures for name, figures in p95.items() if name != ALONE}
-    worst = max(
-        (figures[kind] / p95[ALONE][kind], name, kind)
-        for name, figures in together.items()
+    first = _first_organization(pages)
+    same = all(
+        p95[first][kind] <= max(p95[ALONE][kind] * args.tolerance, p95[ALONE][kind] + 1.0)
         for kind in KINDS_SHOWN
     )
-    within = all(
-        figures[kind] <= max(p95[ALONE][kind] * args.tolerance, p95[ALONE][kind] + 1.0)
-        for figures in together.values()
+    worst = max((p95[first][kind] / p95[ALONE][kind], kind) for kind in KINDS_SHOWN)
+    say(
+        f"\n  {first}, the same customers and queries as alone: largest p95 ratio {worst[0]:.2f}"
+        f" ({worst[1]}); every p95 within {args.tolerance} x or 1 ms of alone:"
+        f" {'PASS' if same else 'FAIL'}"
+    )
+    medians = {
+        name: {kind: percentile(kinds[kind], 50) for kind in KINDS_SHOWN}
+        for name, kinds in pages.items()
+    }
+    worst = max(
+        (figures[kind] / medians[ALONE][kind], name, kind)
+        for name, figures in medians.items()
+        if name != ALONE
         for kind in KINDS_SHOWN
     )
     say(
-        f"\n  largest p95 ratio to the alone organization: {worst[0]:.2f} ({worst[1]}, {worst[2]});"
-        f" every p95 within {args.tolerance} x or 1 ms of alone: {'PASS' if within else 'FAIL'}"
+        f"  every organization (its own customers, so other queries of each kind; no verdict):"
+        f" largest p50 ratio to alone {worst[0]:.2f} ({worst[1]}, {worst[2]})"
     )
-    return within
+    return same
 
 
 if __name__ == "__main__":

@@ -190,10 +190,9 @@ def wrk(urls, path):
     ]
     try:
         time.sleep(6)
-        from bench import search as bench_search
+        from bench.harness import login
 
-        bench_search.BENCH_EMAIL, bench_search.BENCH_PASSWORD = EMAIL, PASSWORD
-        cookie = bench_search.login(5071)
+        cookie = login(5071, EMAIL, PASSWORD)
         for label, url, headers in (
             ("baseline", "http://127.0.0.1:5072/", []),
             ("/healthz", "http://127.0.0.1:5071/healthz", []),

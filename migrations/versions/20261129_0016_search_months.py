@@ -73,6 +73,11 @@ def upgrade():
         "CREATE INDEX idx_customers_name_months ON customers "
         "USING gin (search_word_month_keys(organization_id, name_words, activity_at))"
     )
+    op.execute(search_steps_sql())
+
+
+def search_steps_sql() -> str:
+    """customer_search_steps as this revision defines it (a later revision edits it)."""
     previous = _revision_0010()
     page = f"""
                 IF grp.estimate <= {MONTHS_ABOVE} OR grp.estimate > walk_above THEN{previous.GROUP_PAGE}
@@ -111,8 +116,8 @@ def upgrade():
                         RETURN NEXT;
                     END LOOP;
                 END IF;"""
-    op.execute(
-        previous.search_steps_sql(declare=DECLARE, completed="true", per_word=PER_WORD, page=page)
+    return previous.search_steps_sql(
+        declare=DECLARE, completed="true", per_word=PER_WORD, page=page
     )
 
 
