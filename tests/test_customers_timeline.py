@@ -242,12 +242,16 @@ def test_each_source_of_the_feed_is_read_through_its_index_as_the_app_role(app, 
     from portal.customers.timeline import PAGE_SIZE, _feed
 
     with factories.scoped(org_a.organization_id):
-        statement = _feed(customer.customer_id, list(TIMELINE_KINDS), None, PAGE_SIZE + 1)
+        statement = _feed(tuple(TIMELINE_KINDS), False).params(
+            customer_id=customer.customer_id,
+            customer_text=str(customer.customer_id),
+            limit=PAGE_SIZE + 1,
+        )
         compiled = statement.compile(
-            dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
+            dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}
         )
         db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-        explained = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+        explained = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}")
         plan = "\n".join(row[0] for row in explained)
     for index in (
         "idx_audit_entity",

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -119,15 +120,28 @@ def _branch(kind, key, occurred_at, action, actor, before, after, detail):
     )
 
 
-def _paged(statement, occurred_at, key, after, limit):
-    """One source's branch: after the cursor, newest first, at most `limit` rows."""
-    if after is not None:
-        statement = statement.where(sa.tuple_(occurred_at, key) < sa.tuple_(*after))
+# The feed's parameters: the statement for a set of kinds is built once and reused (building
+# its union of six branches cost a few milliseconds of Python on every customer page).
+_CUSTOMER_ID = sa.bindparam("customer_id", type_=sa.Uuid)
+_CUSTOMER_TEXT = sa.bindparam("customer_text", type_=sa.Text)
+_AFTER = (
+    sa.bindparam("after_at", type_=sa.DateTime(timezone=True)),
+    sa.bindparam("after_key", type_=sa.Text),
+)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+
+
+def _paged(statement, occurred_at, key, after: bool, limit):
+    """One source's branch: after the cursor (if any), newest first, at most `limit` rows."""
+    if after:
+        statement = statement.where(sa.tuple_(occurred_at, key) < sa.tuple_(*_AFTER))
     return statement.order_by(occurred_at.desc(), key.desc()).limit(limit)
 
 
-def _feed(customer_id: uuid.UUID, kinds: list[str], after, limit: int):
-    customer_text = str(customer_id)
+@cache
+def _feed(kinds: tuple[str, ...], after: bool):
+    """The feed statement of these kinds, from a cursor or from the newest item."""
+    customer_id, customer_text, limit = _CUSTOMER_ID, _CUSTOMER_TEXT, _LIMIT
     audit_key = "a" + sa.func.lpad(sa.cast(AuditEntry.audit_id, sa.Text), 19, "0")
     branches = []
     if "change" in kinds:
@@ -245,9 +259,18 @@ def timeline_page(
     customer_id: uuid.UUID, *, kind: str | None = None, cursor: str | None = None
 ) -> TimelinePage:
     """A page of the customer's feed (one statement), of one kind or all of them."""
-    kinds = [kind] if kind in TIMELINE_KINDS else list(TIMELINE_KINDS)
+    kinds = (kind,) if kind in TIMELINE_KINDS else tuple(TIMELINE_KINDS)
     after = cursor_parse(cursor)
-    rows = db.session.execute(_feed(customer_id, kinds, after, PAGE_SIZE + 1)).all()
+    rows = db.session.execute(
+        _feed(kinds, after is not None),
+        {
+            "customer_id": customer_id,
+            "customer_text": str(customer_id),
+            "after_at": after[0] if after else None,
+            "after_key": after[1] if after else None,
+            "limit": PAGE_SIZE + 1,
+        },
+    ).all()
     items = [_item(row) for row in rows[:PAGE_SIZE]]
     next_cursor = items[-1].cursor if len(rows) > PAGE_SIZE else None
     return TimelinePage(items, next_cursor, kind if kind in TIMELINE_KINDS else None)

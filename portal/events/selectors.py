@@ -6,13 +6,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
-from flask_babel import format_datetime
 
 from portal import clock
 from portal.customers.models import Customer
 from portal.events.models import InboxEvent
 from portal.extensions import db
-from portal.formatting import label
+from portal.formatting import datetime_short, label
 from portal.money import money
 
 PAGE_SIZE = 50
@@ -96,7 +95,7 @@ def _text(name: str, value) -> str:
     if name == "total":
         return money(Decimal(str(value)))
     if name == "completed_at":
-        return format_datetime(datetime.fromisoformat(value), "d MMM y, h:mm a")
+        return datetime_short(datetime.fromisoformat(value))
     return str(value)
 
 

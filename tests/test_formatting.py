@@ -1,0 +1,23 @@
+"""Filters that format moments for staff: Panama's time, months spelled out."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from portal.formatting import datetime_short
+
+AFTERNOON = "7 dic 2026, 2:05 p.\u202fm."
+
+
+def test_a_moment_is_shown_in_panama_time_with_the_month_spelled_out():
+    assert datetime_short(datetime(2026, 12, 7, 19, 5, 30, tzinfo=UTC)) == AFTERNOON
+    # the same instant given in another zone reads the same
+    madrid = timezone(timedelta(hours=1))
+    assert datetime_short(datetime(2026, 12, 7, 20, 5, 30, tzinfo=madrid)) == AFTERNOON
+
+
+def test_late_at_night_in_utc_is_the_day_before_in_panama():
+    assert datetime_short(datetime(2026, 3, 1, 4, 0, tzinfo=UTC)) == "28 feb 2026, 11:00 p.\u202fm."
+
+
+def test_a_naive_moment_is_read_as_utc_and_seconds_do_not_change_the_text():
+    assert datetime_short(datetime(2026, 12, 7, 19, 5, 0)) == AFTERNOON
+    assert datetime_short(datetime(2026, 12, 7, 19, 5, 59, 999_999)) == AFTERNOON
