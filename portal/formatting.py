@@ -53,11 +53,19 @@ def utilization(account) -> int:
     return round(account.credit_used * 100 / account.credit_limit)
 
 
+@lru_cache(maxsize=2048)
 def _fold(character: str) -> str:
     base = "".join(
         c for c in unicodedata.normalize("NFKD", character) if not unicodedata.combining(c)
     )
     return base.lower() if len(base) == 1 else character.lower()
+
+
+def _folded_text(text: str) -> str:
+    """The text without accents, in lower case, one character for each of the text's."""
+    if text.isascii():
+        return text.lower()  # the same as folding each character, without the lookups
+    return "".join(_fold(character) for character in text)
 
 
 def highlight(text: str | None, query: str | None) -> Markup:
@@ -67,14 +75,14 @@ def highlight(text: str | None, query: str | None) -> Markup:
         {
             _folded
             for word in re.split(r"\s+", query or "")
-            if len(_folded := "".join(_fold(c) for c in word)) >= 2
+            if len(_folded := _folded_text(word)) >= 2
         },
         key=len,
         reverse=True,
     )
     if not words:
         return escape(text)
-    folded = "".join(_fold(character) for character in text)
+    folded = _folded_text(text)
     marks = [False] * len(text)
     for word in words:
         start = folded.find(word)

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from portal.formatting import datetime_short
+from portal.formatting import datetime_short, highlight
 
 AFTERNOON = "7 dic 2026, 2:05 p.\u202fm."
 
@@ -21,3 +21,17 @@ def test_late_at_night_in_utc_is_the_day_before_in_panama():
 def test_a_naive_moment_is_read_as_utc_and_seconds_do_not_change_the_text():
     assert datetime_short(datetime(2026, 12, 7, 19, 5, 0)) == AFTERNOON
     assert datetime_short(datetime(2026, 12, 7, 19, 5, 59, 999_999)) == AFTERNOON
+
+
+def test_the_typed_words_are_marked_whatever_their_accents_and_case():
+    assert str(highlight("María José Domínguez", "jose DOM")) == (
+        "María <mark>José</mark> <mark>Dom</mark>ínguez"
+    )
+    assert str(highlight("maria.martinez.12@correo.pa", "MARÍA.MA")) == (
+        "<mark>maria.ma</mark>rtinez.12@correo.pa"
+    )
+
+
+def test_highlighting_escapes_the_text():
+    marked = "&lt;b&gt;<mark>Ana</mark>&lt;/b&gt; &amp; Co"
+    assert str(highlight("<b>Ana</b> & Co", "ana")) == marked
