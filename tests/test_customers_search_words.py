@@ -273,3 +273,37 @@ def test_a_large_group_is_read_month_by_month_completely_in_order(
     assert "idx_customers_name_months" in used, used
     assert len(expected) == 600
     assert _every_page(login_as("branch_staff"), "rigoberto") == expected
+
+
+def _plan_nodes(plan: dict) -> set[str]:
+    return {plan["Node Type"]}.union(*(_plan_nodes(child) for child in plan.get("Plans", [])))
+
+
+def test_a_small_organization_reads_names_through_the_word_keys_alone(
+    app, org_a, org_b, owner_engine
+):
+    """The GIN keys already name the organization: in an organization a tenth of the table, the
+    planner must not AND a bitmap of the whole organization to their posting list (0028)."""
+    with app.app_context():
+        customers_bulk_load(org_a.organization_id, customer_rows(3_000, start=400_000))
+        customers_bulk_load(
+            org_b.organization_id, customer_rows(30_000, start=500_000, email_domain="b.pa")
+        )
+    with owner_engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE customers")
+    with app.app_context(), organization_scope(org_a.organization_id):
+        common = db.session.scalar(
+            sa.text("SELECT word FROM customer_name_words ORDER BY frequency DESC LIMIT 1")
+        )
+        explain = sa.text(
+            "SELECT plan::text FROM customer_search_explain(:q, p_limit => 26) AS plan"
+        )
+        plans = [
+            json.loads(plan)[0]["Plan"]
+            for query in (common, "jose perez", "gonzales", "maria gonz")
+            for plan in db.session.scalars(explain, {"q": query})
+        ]
+        db.session.commit()
+    assert plans
+    for plan in plans:
+        assert "BitmapAnd" not in _plan_nodes(plan), plan
