@@ -10,7 +10,6 @@ from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from babel.support import Translations
 from flask import Blueprint, Flask, current_app, request
-from flask_babel import format_date
 from markupsafe import Markup, escape
 from wtforms.i18n import messages_path
 
@@ -105,13 +104,16 @@ def _day_medium(value: date) -> str:
     return babel_format_date(value, "d MMM y", locale=Config.BABEL_DEFAULT_LOCALE)
 
 
-def date_medium(value) -> str:
-    """A date as "4 mar 2026". Plain days are cached (the portal has one locale, so no
-    per-call locale lookup either): a 1,000-line statement has a few hundred distinct days, and
-    Babel's formatting and the request's locale lookup were most of its rendering time."""
-    if type(value) is date:
-        return _day_medium(value)
-    return format_date(value, "d MMM y")
+def date_medium(value: date | datetime) -> str:
+    """A date as "4 mar 2026"; a moment as its day in Panama. Days are cached (the portal has
+    one locale, so no per-call locale lookup either): a 1,000-line statement has a few hundred
+    distinct days, and Babel's formatting and the request's locale lookup were most of its
+    rendering time."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # as Babel reads a naive moment: UTC
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(clock.BUSINESS_ZONE).date()
+    return _day_medium(value)
 
 
 @lru_cache(maxsize=4096)

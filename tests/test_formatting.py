@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from portal.formatting import datetime_short, highlight
+from portal.formatting import date_medium, datetime_short, highlight
 
 AFTERNOON = "7 dic 2026, 2:05 p.\u202fm."
 
@@ -35,3 +35,9 @@ def test_the_typed_words_are_marked_whatever_their_accents_and_case():
 def test_highlighting_escapes_the_text():
     marked = "&lt;b&gt;<mark>Ana</mark>&lt;/b&gt; &amp; Co"
     assert str(highlight("<b>Ana</b> & Co", "ana")) == marked
+
+
+def test_a_moment_shown_as_a_day_is_its_day_in_panama():
+    assert date_medium(datetime(2026, 3, 1, 4, 0, tzinfo=UTC)) == "28 feb 2026"
+    assert date_medium(datetime(2026, 3, 1, 4, 0)) == "28 feb 2026"  # naive: UTC
+    assert date_medium(datetime(2026, 3, 1, 4, 0).date()) == "1 mar 2026"

@@ -1,6 +1,6 @@
 """Staff login and logout; who may do what."""
 
-from flask import Blueprint
+from flask import Blueprint, g
 from flask_login import current_user
 
 from portal.auth.labels import LABELS
@@ -13,8 +13,14 @@ labels_register(bp, LABELS)
 
 @bp.app_template_global("can")
 def current_user_can(action: str) -> bool:
-    """Templates ask `can('credit.approve')` of the logged-in user, never for roles."""
-    return can(current_user, action)
+    """Templates ask `can('credit.approve')` of the logged-in user, never for roles.
+
+    Answered once per action and request: a 200-line ledger asks for every line (views check
+    their permission on their own, with `permission_required`)."""
+    answers = g.setdefault("permission_answers", {})
+    if action not in answers:
+        answers[action] = can(current_user, action)
+    return answers[action]
 
 
 from portal.auth import views  # noqa: E402,F401
