@@ -104,15 +104,20 @@ def _day_medium(value: date) -> str:
     return babel_format_date(value, "d MMM y", locale=Config.BABEL_DEFAULT_LOCALE)
 
 
+def _in_panama(moment: datetime) -> datetime:
+    """The moment in Panama's time; a naive one is read as UTC, as Babel reads it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(clock.BUSINESS_ZONE)
+
+
 def date_medium(value: date | datetime) -> str:
     """A date as "4 mar 2026"; a moment as its day in Panama. Days are cached (the portal has
     one locale, so no per-call locale lookup either): a 1,000-line statement has a few hundred
     distinct days, and Babel's formatting and the request's locale lookup were most of its
     rendering time."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:  # as Babel reads a naive moment: UTC
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(clock.BUSINESS_ZONE).date()
+        value = _in_panama(value).date()
     return _day_medium(value)
 
 
@@ -128,10 +133,7 @@ def datetime_short(value: datetime) -> str:
     (numeric dates are ambiguous: Panama's CLDR order is month/day). Cached per local minute,
     like `date_medium` per day: a customer page shows a few dozen moments, and Babel loads its
     locale data on every call (about 0.1 ms each)."""
-    if value.tzinfo is None:  # as Babel reads a naive moment: UTC
-        value = value.replace(tzinfo=UTC)
-    local = value.astimezone(clock.BUSINESS_ZONE).replace(second=0, microsecond=0)
-    return _minute_short(local)
+    return _minute_short(_in_panama(value).replace(second=0, microsecond=0))
 
 
 def age_days(moment: datetime) -> str:
