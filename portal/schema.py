@@ -3,7 +3,13 @@
 Revisions call these, so their behaviour must never change; add a new helper instead.
 """
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 from alembic import context, op
+
+REVISIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
 TENANT_PREDICATE = (
     "organization_id = "
@@ -118,3 +124,12 @@ BEGIN
     RETURN NEW;
 END $$
 """
+
+
+def earlier_revision(filename: str) -> ModuleType:
+    """An earlier revision's module (migrations/versions/`filename`), for a revision that
+    rebuilds or restores what that one wrote (its SQL builders, its templates)."""
+    spec = importlib.util.spec_from_file_location(Path(filename).stem, REVISIONS / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

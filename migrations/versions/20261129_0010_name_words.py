@@ -18,12 +18,9 @@ Revises: 0009_event_keys
 Create Date: 2026-11-29
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
 
-from portal.schema import app_role, grant_app, tenant_rls
+from portal.schema import app_role, earlier_revision, grant_app, tenant_rls
 
 revision = "0010_name_words"
 down_revision = "0009_event_keys"
@@ -599,14 +596,6 @@ def _search_functions_create():
         op.execute(f"GRANT EXECUTE ON FUNCTION {name} TO {app_role()}")
 
 
-def _revision_0002():
-    path = Path(__file__).with_name("20261128_0002_customer_search.py")
-    spec = importlib.util.spec_from_file_location("revision_0002", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def downgrade():
     op.execute(
         "CREATE INDEX idx_customers_search_name ON customers USING gin (search_name gin_trgm_ops)"
@@ -619,7 +608,7 @@ def downgrade():
     op.execute("DROP FUNCTION customer_search_explain")
     op.execute("DROP FUNCTION customer_search")
     op.execute("DROP FUNCTION customer_search_steps")
-    _revision_0002().search_functions_create()
+    earlier_revision("20261128_0002_customer_search.py").search_functions_create()
     for operation in ("insert", "delete", "update"):
         op.execute(f"DROP TRIGGER customers_name_words_{operation} ON customers")
         op.execute(f"DROP FUNCTION customers_name_words_{operation}()")

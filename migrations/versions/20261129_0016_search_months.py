@@ -16,10 +16,9 @@ Revises: 0015_account_aging
 Create Date: 2026-11-29
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from portal.schema import earlier_revision
 
 revision = "0016_search_months"
 down_revision = "0015_account_aging"
@@ -46,14 +45,6 @@ PER_WORD = """
                         org, group_words);"""
 
 
-def _revision_0010():
-    path = Path(__file__).with_name("20261129_0010_name_words.py")
-    spec = importlib.util.spec_from_file_location("revision_0010", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade():
     op.execute(
         """
@@ -78,7 +69,7 @@ def upgrade():
 
 def search_steps_sql() -> str:
     """customer_search_steps as this revision defines it (a later revision edits it)."""
-    previous = _revision_0010()
+    previous = earlier_revision("20261129_0010_name_words.py")
     page = f"""
                 IF grp.estimate <= {MONTHS_ABOVE} OR grp.estimate > walk_above THEN{previous.GROUP_PAGE}
                 ELSE
@@ -122,6 +113,6 @@ def search_steps_sql() -> str:
 
 
 def downgrade():
-    op.execute(_revision_0010().search_steps_sql())
+    op.execute(earlier_revision("20261129_0010_name_words.py").search_steps_sql())
     op.execute("DROP INDEX idx_customers_name_months")
     op.execute("DROP FUNCTION search_word_month_keys(UUID, TEXT[], TIMESTAMPTZ)")

@@ -21,10 +21,9 @@ Revises: 0027_routes
 Create Date: 2026-12-07
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from portal.schema import earlier_revision
 
 revision = "0028_search_tenants"
 down_revision = "0027_routes"
@@ -44,16 +43,8 @@ EDITS = (
 )
 
 
-def _revision_0016():
-    path = Path(__file__).with_name("20261129_0016_search_months.py")
-    spec = importlib.util.spec_from_file_location("revision_0016", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade():
-    statement = _revision_0016().search_steps_sql()
+    statement = earlier_revision("20261129_0016_search_months.py").search_steps_sql()
     for before, after in EDITS:
         if before not in statement:
             raise RuntimeError(f"customer_search_steps no longer contains {before!r}")
@@ -62,4 +53,4 @@ def upgrade():
 
 
 def downgrade():
-    op.execute(_revision_0016().search_steps_sql())
+    op.execute(earlier_revision("20261129_0016_search_months.py").search_steps_sql())
