@@ -131,17 +131,17 @@ _AFTER = (
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
-def _paged(statement, occurred_at, key, after: bool, limit):
+def _paged(statement, occurred_at, key, after: bool):
     """One source's branch: after the cursor (if any), newest first, at most `limit` rows."""
     if after:
         statement = statement.where(sa.tuple_(occurred_at, key) < sa.tuple_(*_AFTER))
-    return statement.order_by(occurred_at.desc(), key.desc()).limit(limit)
+    return statement.order_by(occurred_at.desc(), key.desc()).limit(_LIMIT)
 
 
 @cache
 def _feed(kinds: tuple[str, ...], after: bool):
     """The feed statement of these kinds, from a cursor or from the newest item."""
-    customer_id, customer_text, limit = _CUSTOMER_ID, _CUSTOMER_TEXT, _LIMIT
+    customer_id, customer_text = _CUSTOMER_ID, _CUSTOMER_TEXT
     audit_key = "a" + sa.func.lpad(sa.cast(AuditEntry.audit_id, sa.Text), 19, "0")
     branches = []
     if "change" in kinds:
@@ -172,8 +172,8 @@ def _feed(kinds: tuple[str, ...], after: bool):
             .where(AuditEntry.entity_type == "address", Address.customer_id == customer_id)
         )
         branches += [
-            _paged(customer_changes, AuditEntry.created_at, audit_key, after, limit),
-            _paged(address_changes, AuditEntry.created_at, audit_key, after, limit),
+            _paged(customer_changes, AuditEntry.created_at, audit_key, after),
+            _paged(address_changes, AuditEntry.created_at, audit_key, after),
         ]
     if "credit" in kinds:
         accounts = sa.select(sa.cast(CREDIT_ACCOUNTS.c.credit_account_id, sa.String)).where(
@@ -193,7 +193,7 @@ def _feed(kinds: tuple[str, ...], after: bool):
             AuditEntry.entity_id.in_(accounts),
             AuditEntry.action.in_(CREDIT_ACTIONS),
         )
-        branches.append(_paged(credit, AuditEntry.created_at, audit_key, after, limit))
+        branches.append(_paged(credit, AuditEntry.created_at, audit_key, after))
     if "tier" in kinds:
         tier_key = "t" + sa.cast(InboxEvent.event_id, sa.Text)
         tiers = _branch(
@@ -213,7 +213,7 @@ def _feed(kinds: tuple[str, ...], after: bool):
             InboxEvent.payload.op("->")(_inline("data")).op("->>")(_inline("customer_id"))
             == customer_text,
         )
-        branches.append(_paged(tiers, InboxEvent.occurred_at, tier_key, after, limit))
+        branches.append(_paged(tiers, InboxEvent.occurred_at, tier_key, after))
     if "segment" in kinds:
         segment_key = "s" + sa.cast(CustomerSegmentChange.change_id, sa.Text)
         segments = _branch(
@@ -231,9 +231,7 @@ def _feed(kinds: tuple[str, ...], after: bool):
                 CustomerSegmentChange.segment,
             ),
         ).where(CustomerSegmentChange.customer_id == customer_id)
-        branches.append(
-            _paged(segments, CustomerSegmentChange.changed_at, segment_key, after, limit)
-        )
+        branches.append(_paged(segments, CustomerSegmentChange.changed_at, segment_key, after))
     if "note" in kinds:
         note_key = "n" + sa.cast(CustomerNote.note_id, sa.Text)
         notes = (
@@ -250,9 +248,9 @@ def _feed(kinds: tuple[str, ...], after: bool):
             .outerjoin(StaffUser, StaffUser.staff_user_id == CustomerNote.created_by)
             .where(CustomerNote.customer_id == customer_id)
         )
-        branches.append(_paged(notes, CustomerNote.created_at, note_key, after, limit))
+        branches.append(_paged(notes, CustomerNote.created_at, note_key, after))
     feed = sa.union_all(*(branch.subquery().select() for branch in branches)).subquery()
-    return sa.select(feed).order_by(feed.c.occurred_at.desc(), feed.c.item_key.desc()).limit(limit)
+    return sa.select(feed).order_by(feed.c.occurred_at.desc(), feed.c.item_key.desc()).limit(_LIMIT)
 
 
 def timeline_page(
