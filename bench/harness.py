@@ -341,7 +341,7 @@ def portal_and_baseline(urls, data_dir: Path, *, workers: int, threads: int, pgb
 
 def _postmaster_of(urls) -> int | None:
     """The local PostgreSQL server's pid, found through the owner's connection."""
-    engine = sa.create_engine(urls.database_owner_url, poolclass=sa.pool.NullPool)
+    engine = owner_engine_for(urls)
     try:
         with engine.connect() as connection:
             return postmaster_pid(connection)

@@ -20,9 +20,9 @@ alone) keeps every kind's p95 within `--tolerance` (1.25 x) of the alone p95 or 
 (below a few milliseconds the noise of one machine is of that order). The other organizations'
 figures are shown beside them without a verdict: their queries are of the same kinds but not
 the same (drawn from their own customers), so they differ with the draw as much as with the
-database (an e-mail prefix that matches more customers). The data
-stays for later runs (`--fresh` starts over). The embedded servers only: the comparison needs
-both databases on one server. docs/scaling.md records the figures.
+database (an e-mail prefix that matches more customers). The data stays for later runs
+(`--fresh` starts over). The embedded servers only: the comparison needs both databases on one
+server. docs/scaling.md records the figures.
 """
 
 import argparse
@@ -37,7 +37,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.harness import organization_ensure, percentile, portal_app, say, services
+from bench.harness import (
+    PROJECT_ROOT,
+    organization_ensure,
+    owner_engine_for,
+    percentile,
+    portal_app,
+    say,
+    services,
+)
 from bench.search import (
     NAME_KINDS,
     customers_ensure,
@@ -47,7 +55,6 @@ from bench.search import (
     search_statements,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS_SHOWN = (*NAME_KINDS, "email_prefix", "phone_local", "document", "recent")
 ALONE = "alone"
 
@@ -72,7 +79,7 @@ class Database:
     def __init__(self, data_dir: Path, name: str):
         urls = services(data_dir, name)
         self.app = portal_app(urls)
-        self.owner = sa.create_engine(urls.database_owner_url, poolclass=sa.pool.NullPool)
+        self.owner = owner_engine_for(urls)
         self.app_role = sa.create_engine(urls.database_url, poolclass=sa.pool.NullPool)
 
     def load(self, organizations: list, customers: int, chunk: int) -> None:
@@ -205,15 +212,18 @@ def _summary(pages: dict[str, dict[str, list]], args) -> bool:
     """Per organization and kind: page p50 / p95 (ms), and the p95 against the alone one."""
     say(f"\n== Page p50 / p95 per organization (ms; {args.customers:,} customers each)")
     say(f"  {'organization':<14}" + "".join(f"{kind[:13]:>14}" for kind in KINDS_SHOWN))
-    p95 = {
-        name: {kind: percentile(pages[name][kind], 95) for kind in KINDS_SHOWN} for name in pages
-    }
-    for name, kinds in pages.items():
+    medians, p95 = (
+        {
+            name: {kind: percentile(kinds[kind], share) for kind in KINDS_SHOWN}
+            for name, kinds in pages.items()
+        }
+        for share in (50, 95)
+    )
+    for name in pages:
         say(
             f"  {name:<14}"
             + "".join(
-                f"{percentile(kinds[kind], 50):>7.2f}/{p95[name][kind]:<6.2f}"
-                for kind in KINDS_SHOWN
+                f"{medians[name][kind]:>7.2f}/{p95[name][kind]:<6.2f}" for kind in KINDS_SHOWN
             )
         )
     first = _first_organization(pages)
@@ -227,10 +237,6 @@ def _summary(pages: dict[str, dict[str, list]], args) -> bool:
         f" ({worst[1]}); every p95 within {args.tolerance} x or 1 ms of alone:"
         f" {'PASS' if same else 'FAIL'}"
     )
-    medians = {
-        name: {kind: percentile(kinds[kind], 50) for kind in KINDS_SHOWN}
-        for name, kinds in pages.items()
-    }
     worst = max(
         (figures[kind] / medians[ALONE][kind], name, kind)
         for name, figures in medians.items()
