@@ -111,6 +111,30 @@ def test_exact_words_rank_above_corrections(login_as, org_a):
     assert rows[:2] == [str(exact.customer_id), str(typo.customer_id)]
 
 
+def test_a_word_without_near_spellings_reads_a_few_dictionary_words(app, org_a):
+    """Correcting a typed word asks the trigram index for its near spellings only: a word with
+    fewer than five of them must not walk the rest of the dictionary (0030). Counted from the
+    transaction's own table statistics: dictionary rows fetched through an index."""
+    with app.app_context():
+        rows = []
+        for number, row in enumerate(customer_rows(1_000, start=740_000, email_domain="d.pa")):
+            row = list(row)
+            row[FIRST] = f"Farmacia {number}"  # 1,000 words, none near a typed word below
+            rows.append(tuple(row))
+        customers_bulk_load(org_a.organization_id, rows)
+    fetched = sa.text(
+        "SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'customer_name_words'"
+    )
+    with app.app_context(), organization_scope(org_a.organization_id):
+        words = db.session.scalar(sa.text("SELECT count(*) FROM customer_name_words"))
+        before = db.session.scalar(fetched)
+        db.session.execute(sa.text("SELECT * FROM customer_search('farmacai zqwx', p_limit => 26)"))
+        read = db.session.scalar(fetched) - before
+        db.session.commit()
+    assert words > 900
+    assert read < 50, f"{read} of {words} dictionary words read for two typed words"
+
+
 def test_a_thousand_identical_names_page_completely_and_stably(app, login_as, org_a):
     with app.app_context():
         _twins(org_a.organization_id, 1001, "José", "Pérez", start=700_000)

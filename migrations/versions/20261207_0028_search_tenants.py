@@ -43,13 +43,18 @@ EDITS = (
 )
 
 
-def upgrade():
+def search_steps_sql() -> str:
+    """customer_search_steps as this revision defines it (a later revision edits it)."""
     statement = earlier_revision("20261129_0016_search_months.py").search_steps_sql()
     for before, after in EDITS:
         if before not in statement:
             raise RuntimeError(f"customer_search_steps no longer contains {before!r}")
         statement = statement.replace(before, after)
-    op.execute(statement)
+    return statement
+
+
+def upgrade():
+    op.execute(search_steps_sql())
 
 
 def downgrade():
