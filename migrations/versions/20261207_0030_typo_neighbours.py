@@ -10,7 +10,7 @@ customers, 3.5 ms per typed word, and in proportion to the dictionary in a large
 with `bench.search` on this machine, two-word names spent 7 of their 13 ms there.
 
 The neighbours are now asked only among the words at similarity 0.25 or more (`%`), which the
-GiST index answers by itself (0.4–0.7 ms a word, any dictionary size). The candidates are the
+GiST index answers by itself (0.4 to 0.7 ms a word, any dictionary size). The candidates are the
 same: the nearest words of similarity 0.25 or more are exactly those of the nearest five that
 passed the score filter. The function sets `pg_trgm.similarity_threshold` itself (for the rest
 of the caller's transaction, which compares no other trigrams) so a session's own setting
