@@ -578,6 +578,34 @@ def plans_analyze(owner_engine: sa.Engine, mix: list[Query]) -> None:
                 connection.rollback()
 
 
+def revisions_compare(app, engine: sa.Engine, mix: list[Query], older: str, rounds: int) -> None:
+    """The name searches' SQL at an earlier migration revision and at head, interleaved: each
+    round downgrades to `older`, times every name query once, upgrades and times them again, so
+    the machine's drift falls on both alike (a schema change's effect, measured apart)."""
+    from flask_migrate import downgrade, upgrade
+
+    names = [query for query in mix if query.kind in NAME_KINDS]
+    statements = {query.text: search_statements(query.text) for query in names}
+    states = {older: lambda: downgrade(revision=older), "head": upgrade}
+    timings = {state: [] for state in states}
+    say(f"\n== Name searches at {older} and at head, interleaved ({rounds} rounds)")
+    with engine.connect() as connection:
+        for round_number in range(rounds + 1):  # round 0 warms both and is not recorded
+            for state, migrate in states.items():
+                with app.app_context():
+                    migrate()
+                connection.invalidate()  # a new backend: no plan cached under the other state
+                for query in names:
+                    search_ms, _, _, _ = query_time(connection, statements[query.text], MAIN_ORG[0])
+                    if round_number:
+                        timings[state].append(search_ms)
+    for state, values in timings.items():
+        say(
+            f"  {state:<24} {len(values)} searches  page p50 {percentile(values, 50):6.2f} ms"
+            f"  p95 {percentile(values, 95):6.2f} ms"
+        )
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
@@ -739,10 +767,15 @@ def arguments(argv: list[str] | None):
     parser.add_argument(
         "--explain-analyze", action="store_true", help="also EXPLAIN ANALYZE one query per kind"
     )
+    parser.add_argument(
+        "--against-revision",
+        metavar="REVISION",
+        help="only compare the name searches' SQL at this earlier revision and at head",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()
-    if not args.no_http and not shutil.which(args.wrk):
+    if not (args.no_http or args.against_revision) and not shutil.which(args.wrk):
         parser.error("wrk is not installed (Debian: apt-get install -y wrk), or use --no-http")
     return args
 
@@ -766,6 +799,9 @@ def main(argv: list[str] | None = None) -> int:
         server_facts(owner_engine)
         mix = query_mix(app, args.per_kind, args.seed)
         mix_print(mix)
+        if args.against_revision:
+            revisions_compare(app, app_engine, mix, args.against_revision, args.rounds)
+            return 0
         results = sql_measure(app_engine, mix, args.rounds, args.seed)
         plans_check(app_engine, mix, results)
         if args.explain_analyze:
