@@ -1,6 +1,5 @@
 """Jinja filters for money, dates and labels, formatted for Panama in Spanish."""
 
-import re
 import unicodedata
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -67,35 +66,39 @@ def _folded_text(text: str) -> str:
     return "".join(_fold(character) for character in text)
 
 
+_MARK = Markup("<mark>%s</mark>")
+
+
+@lru_cache(maxsize=256)
+def _query_words(query: str) -> tuple[str, ...]:
+    """The words highlight marks: folded, of two characters or more, the longest first."""
+    folded = {word for word in map(_folded_text, query.split()) if len(word) >= 2}
+    return tuple(sorted(folded, key=len, reverse=True))
+
+
 def highlight(text: str | None, query: str | None) -> Markup:
     """Escape the text and mark the query's words in it, ignoring accents and case."""
     text = text or ""
-    words = sorted(
-        {
-            _folded
-            for word in re.split(r"\s+", query or "")
-            if len(_folded := _folded_text(word)) >= 2
-        },
-        key=len,
-        reverse=True,
-    )
-    if not words:
-        return escape(text)
-    folded = _folded_text(text)
-    marks = [False] * len(text)
+    words = _query_words(query or "")
+    folded = _folded_text(text) if words else ""
+    spans = []
     for word in words:
         start = folded.find(word)
         while start != -1:
-            marks[start : start + len(word)] = [True] * len(word)
+            spans.append((start, start + len(word)))
             start = folded.find(word, start + 1)
-    pieces, position = [], 0
-    while position < len(text):
-        end = position
-        while end < len(text) and marks[end] == marks[position]:
-            end += 1
-        chunk = escape(text[position:end])
-        pieces.append(Markup("<mark>") + chunk + Markup("</mark>") if marks[position] else chunk)
-        position = end
+    if not spans:
+        return escape(text)
+    pieces, position, mark_end = [], 0, -1
+    for start, end in [*sorted(spans), (len(text) + 1, 0)]:
+        if start <= mark_end:  # overlapping or touching: one mark
+            mark_end = max(mark_end, end)
+            continue
+        if mark_end > position:
+            pieces.append(_MARK % text[position:mark_end])  # % escapes the text
+            position = mark_end
+        pieces.append(escape(text[position:start]))
+        position, mark_end = start, end
     return Markup("").join(pieces)
 
 

@@ -41,3 +41,9 @@ def test_a_moment_shown_as_a_day_is_its_day_in_panama():
     assert date_medium(datetime(2026, 3, 1, 4, 0, tzinfo=UTC)) == "28 feb 2026"
     assert date_medium(datetime(2026, 3, 1, 4, 0)) == "28 feb 2026"  # naive: UTC
     assert date_medium(datetime(2026, 3, 1, 4, 0).date()) == "1 mar 2026"
+
+
+def test_overlapping_and_touching_matches_make_one_mark():
+    assert str(highlight("anaana banana", "ana")) == "<mark>anaana</mark> b<mark>anana</mark>"
+    assert str(highlight("xaabx", "aa ab")) == "x<mark>aab</mark>x"
+    assert str(highlight("50% & <i>", "50% <i")) == "<mark>50%</mark> &amp; <mark>&lt;i</mark>&gt;"
