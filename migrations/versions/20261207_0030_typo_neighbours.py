@@ -6,8 +6,8 @@ the search then keeps those of score 0.3 or more (similarity 0.25 or more, round
 word has fewer than five spellings that close ("tomas", "edih"), the index walk went on through
 every other word of the organization to find the remaining neighbours, tied at similarity 0,
 and the sort then read every word of that tie too: 1,095 words at the benchmark's million
-customers, 3.5 ms per typed word, and in proportion to the dictionary in a larger one. Measured
-with `bench.search` on this machine, two-word names spent 7 of their 13 ms there.
+customers, 3.5 ms per typed word, and in proportion to the dictionary in a larger one. Timed
+alone on that data, the steps function took 13 ms for "tomas bati", 7 of them there.
 
 The neighbours are now asked only among the words at similarity 0.25 or more (`%`), which the
 GiST index answers by itself (0.4 to 0.7 ms a word, any dictionary size). The candidates are the
